@@ -1,0 +1,1 @@
+"""The `deitkit` command line: thin click commands over the library."""

@@ -1,0 +1,44 @@
+"""The `deitkit` command group; user errors print one line and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from deitkit import __version__
+from deitkit.cli.data import data
+from deitkit.cli.quickstart import quickstart
+from deitkit.errors import DeitkitError
+
+EXIT_USER_ERROR = 2
+
+
+class _Group(click.Group):
+    """Turns DeitkitError into `error: ...` on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DeitkitError as err:
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(EXIT_USER_ERROR)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="deitkit")
+def cli() -> None:
+    """Fine-tune, check and deploy DeiT-family image classifiers — locally first, then Azure ML."""
+
+
+cli.add_command(data)
+cli.add_command(quickstart)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="deitkit")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Datasets: the five input layouts read into one representation, validation, import, samples."""
