@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -33,7 +34,7 @@ def validate(path: Path, task: str | None, max_bad_fraction: float, as_json: boo
     from deitkit.data.validate import validate_dataset
 
     report = validate_dataset(
-        path, task=task, max_bad_fraction=max_bad_fraction, progress=not as_json
+        path, task=task, max_bad_fraction=max_bad_fraction, progress=sys.stderr.isatty()
     )
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.to_text())
     if not report.ok:

@@ -1,0 +1,275 @@
+"""`deitkit data import`: a dataset zip → extracted images, JSONL annotations, MLTable folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from deitkit.data.archive import extract_zip
+from deitkit.data.dataset import Example, ImageDataset
+from deitkit.data.references import is_ignored, is_image_name
+from deitkit.errors import ConfigError, DataError
+from deitkit.tasks import Task, parse_task
+
+TRAIN_JSONL = "train_annotations.jsonl"
+VALIDATION_JSONL = "validation_annotations.jsonl"
+TRAIN_MLTABLE_DIR = "training-mltable-folder"
+VALIDATION_MLTABLE_DIR = "validation-mltable-folder"
+# Azure's fine-tuning samples send every 5th image to validation.
+EVERY_NTH = 5
+# The MLTable Azure's image-classification samples write beside each annotations file.
+MLTABLE_TEMPLATE = """\
+paths:
+  - file: ./{jsonl}
+transformations:
+  - read_json_lines:
+      encoding: utf8
+      invalid_lines: error
+      include_path_column: false
+  - convert_column_types:
+      - columns: image_url
+        column_type: stream_info
+"""
+_RESERVED = frozenset({TRAIN_JSONL, VALIDATION_JSONL, TRAIN_MLTABLE_DIR, VALIDATION_MLTABLE_DIR})
+_EXTRACTING = ".extracting"
+_MAX_WRAPPERS = 8
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What `import_zip` wrote; `data_dir` is the folder the images were extracted to."""
+
+    out_dir: Path
+    train_jsonl: Path
+    validation_jsonl: Path
+    train_mltable: Path
+    validation_mltable: Path
+    n_train: int
+    n_validation: int
+    labels: tuple[str, ...]
+    task: Task
+    data_dir: Path
+
+
+def import_zip(
+    zip_path: str | Path,
+    out_dir: str | Path,
+    *,
+    split: float | None = None,
+    seed: int = 42,
+    task: str | Task | None = None,
+) -> ImportResult:
+    """Extract a dataset zip into `out_dir` and write Azure ML's annotation files for it.
+
+    The zip (class folders or `images/` + `labels.csv`, optionally inside one top folder)
+    is extracted safely to `OUT/<top folder or zip name>/`. Then, as Azure's fine-tuning
+    samples do, `OUT/train_annotations.jsonl` and `OUT/validation_annotations.jsonl`
+    (image_url relative to OUT) and the MLTable folders `OUT/training-mltable-folder/` and
+    `OUT/validation-mltable-folder/` (a copy of the JSONL with image_url relative to that
+    folder, and an `MLTable` file) are written. A failed import removes everything it wrote.
+
+    Args:
+        zip_path: The dataset archive.
+        out_dir: The folder to write; it must not exist or be empty.
+        split: None: every 5th image (in natural path order) goes to validation, as in Azure's
+            samples. A fraction in (0, 1): a seeded split stratified by label (see
+            `validation_indices`).
+        seed: Seeds the stratified split.
+        task: The expected task; None: detected from the layout.
+
+    Returns:
+        The paths written, the image counts per split, the labels and the task.
+
+    Raises:
+        ConfigError: `split` is outside (0, 1) or `task` is unknown.
+        DataError: `out_dir` is not empty, the zip is unsafe or unreadable, the dataset in it
+            is invalid, or the split leaves either side empty.
+    """
+    if split is not None and not 0.0 < split < 1.0:
+        raise ConfigError(f"split {split} must be a validation fraction between 0 and 1")
+    expected = parse_task(task) if task is not None else None
+    zip_path, out = Path(zip_path), Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError("refusing to import: the output is not an empty folder", path=out)
+    existed = out.exists()
+    try:
+        data_dir = _extract(zip_path, out)
+        from deitkit.data.formats import read_dataset
+
+        dataset = read_dataset(data_dir, task=expected)
+        return _write_annotations(dataset, zip_path, out, data_dir, split, seed)
+    except BaseException:
+        # `out` was empty or absent on entry, so all it holds now is ours.
+        if existed:
+            for child in out.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def validation_indices(
+    label_sets: Sequence[tuple[str, ...]],
+    task: Task,
+    *,
+    fraction: float | None = None,
+    seed: int = 42,
+) -> list[int]:
+    """Pick which examples go to validation, in ascending order.
+
+    Args:
+        label_sets: Each example's labels, in a stable order.
+        task: Multiclass stratifies on the label; multilabel on each example's rarest label
+            (the least frequent of its labels over the dataset), a common proxy because
+            label sets themselves are too many and too sparse to stratify on.
+        fraction: None: every 5th example (index % 5 == 0). Otherwise the fraction of each
+            stratum sent to validation by scikit-learn's `train_test_split`; examples whose
+            stratum has a single member stay in training.
+        seed: Seeds the stratified split.
+
+    Raises:
+        DataError: The fraction is too small or too large to give every stratum a place.
+    """
+    if fraction is None:
+        return list(range(0, len(label_sets), EVERY_NTH))
+    if task.is_multilabel:
+        counts = Counter(label for labels in label_sets for label in labels)
+        # Images with no label at all form a stratum of their own ("").
+        keys = [
+            min(labels, key=lambda lb: (counts[lb], lb)) if labels else "" for labels in label_sets
+        ]
+    else:
+        keys = [labels[0] for labels in label_sets]
+    per_key = Counter(keys)
+    candidates = [i for i, key in enumerate(keys) if per_key[key] >= 2]
+    if not candidates:
+        return []
+    from sklearn.model_selection import train_test_split
+
+    try:
+        _, validation = train_test_split(
+            candidates,
+            test_size=fraction,
+            random_state=seed,
+            stratify=[keys[i] for i in candidates],
+        )
+    except ValueError as exc:
+        strata = len({keys[i] for i in candidates})
+        raise DataError(
+            f"cannot split {len(candidates)} images in {strata} strata with a validation "
+            f"fraction of {fraction:g}: {exc}; choose a fraction that leaves every label at "
+            "least one image on each side"
+        ) from None
+    return sorted(validation)
+
+
+def _extract(zip_path: Path, out: Path) -> Path:
+    """Extract into `out`, moving the dataset folder up to `out/<name>`; that folder.
+
+    Lone wrapper folders (`fridgeObjects/`) are unwrapped as the zip reader does; a zip with
+    no top folder is put in a folder named after the zip, so the annotation files never sit
+    among the label folders.
+    """
+    staging = out / _EXTRACTING
+    extract_zip(zip_path, staging)
+    source = staging
+    for _ in range(_MAX_WRAPPERS):
+        children = [child for child in source.iterdir() if not is_ignored(child)]
+        if len(children) != 1 or not children[0].is_dir():
+            break
+        if any(is_image_name(grandchild) for grandchild in children[0].iterdir()):
+            break  # a lone label folder: the reader says what is wrong with the dataset
+        source = children[0]
+    name = source.name if source != staging else zip_path.stem
+    if name in _RESERVED or name.startswith("."):
+        name = "data"
+    data_dir = out / name
+    source.rename(data_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+    return data_dir
+
+
+def _write_annotations(
+    dataset: ImageDataset,
+    zip_path: Path,
+    out: Path,
+    data_dir: Path,
+    split: float | None,
+    seed: int,
+) -> ImportResult:
+    out_abs = out.absolute()
+    rows = [(_relative_url(ex, dataset.root, out_abs), ex) for ex in dataset.examples]
+    rows.sort(key=lambda row: _natural_key(row[0]))  # stable, whatever order the reader used
+    chosen = set(
+        validation_indices([ex.labels for _, ex in rows], dataset.task, fraction=split, seed=seed)
+    )
+    train = [row for i, row in enumerate(rows) if i not in chosen]
+    validation = [row for i, row in enumerate(rows) if i in chosen]
+    for side, part in (("training", train), ("validation", validation)):
+        if not part:
+            raise DataError(
+                f"the split leaves the {side} set empty ({len(rows)} images in all); "
+                "add images or choose another --split",
+                path=zip_path,
+            )
+    multilabel = dataset.task.is_multilabel
+    paths = {}
+    for part, jsonl, folder in (
+        (train, TRAIN_JSONL, TRAIN_MLTABLE_DIR),
+        (validation, VALIDATION_JSONL, VALIDATION_MLTABLE_DIR),
+    ):
+        _write_atomically(out / jsonl, _jsonl(part, "", multilabel))
+        (out / folder).mkdir()
+        _write_atomically(out / folder / jsonl, _jsonl(part, "../", multilabel))
+        _write_atomically(out / folder / "MLTable", MLTABLE_TEMPLATE.format(jsonl=jsonl))
+        paths[jsonl] = (out / jsonl, out / folder)
+    return ImportResult(
+        out_dir=out,
+        train_jsonl=paths[TRAIN_JSONL][0],
+        validation_jsonl=paths[VALIDATION_JSONL][0],
+        train_mltable=paths[TRAIN_JSONL][1],
+        validation_mltable=paths[VALIDATION_JSONL][1],
+        n_train=len(train),
+        n_validation=len(validation),
+        labels=dataset.labels,
+        task=dataset.task,
+        data_dir=data_dir,
+    )
+
+
+def _natural_key(url: str) -> tuple[list[str | int], str]:
+    """Order `2.jpg` before `10.jpg`, as a person numbering images would."""
+    # re.split with a group alternates text and digits, so the same positions compare alike.
+    parts = re.split(r"(\d+)", url)
+    return [int(part) if i % 2 else part for i, part in enumerate(parts)], url
+
+
+def _relative_url(example: Example, root: Path, out_abs: Path) -> str:
+    path = example.path if example.path.is_absolute() else root / example.path
+    url = Path(os.path.relpath(path.absolute(), out_abs)).as_posix()
+    if url.startswith("../"):
+        raise DataError(f"image lies outside the output folder {out_abs}", path=path)
+    return url
+
+
+def _jsonl(rows: list[tuple[str, Example]], prefix: str, multilabel: bool) -> str:
+    lines = []
+    for url, ex in rows:
+        label: str | list[str] = list(ex.labels) if multilabel else ex.labels[0]
+        lines.append(json.dumps({"image_url": prefix + url, "label": label}, ensure_ascii=False))
+    return "".join(line + "\n" for line in lines)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

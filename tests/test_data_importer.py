@@ -1,0 +1,247 @@
+"""Tests for deitkit.data.importer: zip → extracted images, JSONL annotations, MLTable folders."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from deitkit.data.formats import read_dataset
+from deitkit.data.importer import (
+    MLTABLE_TEMPLATE,
+    TRAIN_JSONL,
+    VALIDATION_JSONL,
+    import_zip,
+    validation_indices,
+)
+from deitkit.errors import ConfigError, DataError
+from deitkit.tasks import Task
+
+
+def _png(color: str = "red") -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _class_zip(path: Path, counts: dict[str, int], *, top: str | None = "fridgeObjects") -> Path:
+    prefix = f"{top}/" if top else ""
+    with zipfile.ZipFile(path, "w") as zf:
+        for label, n in counts.items():
+            for i in range(n):
+                zf.writestr(f"{prefix}{label}/{i}.png", _png())
+    return path
+
+
+def _multilabel_zip(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        lines = ["filename,labels"] + [f"{name},{labels}" for name, labels in rows]
+        zf.writestr("multilabelFridgeObjects/labels.csv", "\n".join(lines) + "\n")
+        for name, _ in rows:
+            zf.writestr(f"multilabelFridgeObjects/images/{name}", _png("blue"))
+    return path
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+FRIDGE = {"can": 7, "carton": 6, "milk_bottle": 5}
+
+
+def test_class_folders_zip_imports_with_every_fifth_image_to_validation(tmp_path):
+    out = tmp_path / "data"
+    result = import_zip(_class_zip(tmp_path / "fridge.zip", FRIDGE), out)
+    assert (result.n_train, result.n_validation) == (14, 4)
+    assert result.labels == ("can", "carton", "milk_bottle")
+    assert result.task is Task.MULTICLASS
+    assert result.data_dir == out / "fridgeObjects"
+    assert (out / "fridgeObjects/can/0.png").is_file()
+    # Path order: can/0..6, carton/0..5, milk_bottle/0..4; indices 0, 5, 10, 15 validate.
+    assert _jsonl(result.validation_jsonl) == [
+        {"image_url": "fridgeObjects/can/0.png", "label": "can"},
+        {"image_url": "fridgeObjects/can/5.png", "label": "can"},
+        {"image_url": "fridgeObjects/carton/3.png", "label": "carton"},
+        {"image_url": "fridgeObjects/milk_bottle/2.png", "label": "milk_bottle"},
+    ]
+    train = _jsonl(result.train_jsonl)
+    assert len(train) == 14 and train[0] == {"image_url": "fridgeObjects/can/1.png", "label": "can"}
+    for row in train:
+        assert (out / row["image_url"]).is_file()
+
+
+def test_writes_azure_mltable_folders(tmp_path):
+    out = tmp_path / "data"
+    result = import_zip(_class_zip(tmp_path / "fridge.zip", FRIDGE), out)
+    assert result.train_mltable == out / "training-mltable-folder"
+    assert result.validation_mltable == out / "validation-mltable-folder"
+    for folder, jsonl, top_level in (
+        (result.train_mltable, TRAIN_JSONL, result.train_jsonl),
+        (result.validation_mltable, VALIDATION_JSONL, result.validation_jsonl),
+    ):
+        assert sorted(p.name for p in folder.iterdir()) == sorted(["MLTable", jsonl])
+        assert (folder / "MLTable").read_text() == MLTABLE_TEMPLATE.format(jsonl=jsonl)
+        rows = _jsonl(folder / jsonl)
+        assert [r["image_url"] for r in rows] == ["../" + r["image_url"] for r in _jsonl(top_level)]
+        for row in rows:
+            assert (folder / row["image_url"]).is_file()
+    assert not list(out.rglob(".*")), "temporary files were left behind"
+
+
+def test_mltable_package_loads_the_folders(tmp_path):
+    import mltable
+
+    result = import_zip(_class_zip(tmp_path / "fridge.zip", FRIDGE), tmp_path / "data")
+    frame = mltable.load(str(result.validation_mltable)).to_pandas_dataframe()
+    assert list(frame["label"]) == ["can", "can", "carton", "milk_bottle"]
+    assert list(frame.columns) == ["image_url", "label"]
+
+
+def test_outputs_read_back_as_datasets(tmp_path):
+    result = import_zip(_class_zip(tmp_path / "fridge.zip", FRIDGE), tmp_path / "data")
+    for source, n in (
+        (result.train_mltable, result.n_train),
+        (result.train_jsonl, result.n_train),
+        (result.validation_mltable, result.n_validation),
+        (result.validation_jsonl, result.n_validation),
+    ):
+        dataset = read_dataset(source)
+        assert len(dataset) == n and dataset.task is Task.MULTICLASS
+
+
+def test_zip_without_a_top_folder_goes_into_a_folder_named_after_it(tmp_path):
+    out = tmp_path / "data"
+    result = import_zip(_class_zip(tmp_path / "pets.zip", {"cat": 5, "dog": 5}, top=None), out)
+    assert result.data_dir == out / "pets"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [
+            "pets",
+            TRAIN_JSONL,
+            VALIDATION_JSONL,
+            "training-mltable-folder",
+            "validation-mltable-folder",
+        ]
+    )
+    assert (result.n_train, result.n_validation) == (8, 2)
+
+
+def test_multilabel_zip_imports_with_label_lists(tmp_path):
+    rows = [
+        (f"{i}.png", labels) for i, labels in enumerate(["can milk_bottle", "carton", "can"] * 4)
+    ]
+    result = import_zip(_multilabel_zip(tmp_path / "ml.zip", rows), tmp_path / "data")
+    assert result.task is Task.MULTILABEL
+    assert result.labels == ("can", "carton", "milk_bottle")
+    assert (result.n_train, result.n_validation) == (9, 3)
+    # Natural order (2.png before 10.png); indices 0, 5 and 10 validate.
+    assert _jsonl(result.validation_jsonl) == [
+        {"image_url": "multilabelFridgeObjects/images/0.png", "label": ["can", "milk_bottle"]},
+        {"image_url": "multilabelFridgeObjects/images/5.png", "label": ["can"]},
+        {"image_url": "multilabelFridgeObjects/images/10.png", "label": ["carton"]},
+    ]
+    assert read_dataset(result.train_mltable).task is Task.MULTILABEL
+
+
+def test_stratified_split_keeps_label_proportions(tmp_path):
+    archive = _class_zip(tmp_path / "f.zip", {"a": 20, "b": 20, "c": 20})
+    result = import_zip(archive, tmp_path / "one", split=0.25, seed=1)
+    assert (result.n_train, result.n_validation) == (45, 15)
+    assert Counter(r["label"] for r in _jsonl(result.validation_jsonl)) == {"a": 5, "b": 5, "c": 5}
+    again = import_zip(archive, tmp_path / "two", split=0.25, seed=1)
+    assert again.validation_jsonl.read_text() == result.validation_jsonl.read_text()
+    other = import_zip(archive, tmp_path / "three", split=0.25, seed=2)
+    assert other.validation_jsonl.read_text() != result.validation_jsonl.read_text()
+
+
+def test_every_fifth_by_default():
+    assert validation_indices([("a",)] * 12, Task.MULTICLASS) == [0, 5, 10]
+
+
+def test_stratified_split_leaves_lone_images_in_training():
+    labels = [("a",)] * 10 + [("b",)] * 10 + [("rare",)]
+    chosen = validation_indices(labels, Task.MULTICLASS, fraction=0.2, seed=0)
+    assert len(chosen) == 4 and 20 not in chosen
+    assert Counter(labels[i][0] for i in chosen) == {"a": 2, "b": 2}
+
+
+def test_multilabel_split_stratifies_on_the_rarest_label():
+    # "x" is in every image; "y" and "z" tell the images apart.
+    labels = [("x", "y")] * 10 + [("x", "z")] * 10
+    chosen = validation_indices(labels, Task.MULTILABEL, fraction=0.2, seed=0)
+    assert Counter(labels[i] for i in chosen) == {("x", "y"): 2, ("x", "z"): 2}
+
+
+def test_split_too_small_for_the_labels_is_refused():
+    labels = [("a",)] * 10 + [("b",)] * 10 + [("c",)] * 10
+    with pytest.raises(DataError, match=r"validation fraction of 0\.05"):
+        validation_indices(labels, Task.MULTICLASS, fraction=0.05)
+
+
+@pytest.mark.parametrize("split", [0.0, 1.0, -0.2, 1.5])
+def test_split_outside_zero_one_is_refused(tmp_path, split):
+    with pytest.raises(ConfigError, match="split"):
+        import_zip(_class_zip(tmp_path / "f.zip", FRIDGE), tmp_path / "data", split=split)
+    assert not (tmp_path / "data").exists()
+
+
+def test_refuses_a_non_empty_output(tmp_path):
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    with pytest.raises(DataError, match="not an empty folder"):
+        import_zip(_class_zip(tmp_path / "f.zip", FRIDGE), out)
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+
+
+def test_imports_into_an_existing_empty_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    assert import_zip(_class_zip(tmp_path / "f.zip", FRIDGE), tmp_path / "data").n_train == 14
+
+
+def test_unsafe_zip_leaves_nothing(tmp_path):
+    archive = _class_zip(tmp_path / "evil.zip", FRIDGE)
+    with zipfile.ZipFile(archive, "a") as zf:
+        zf.writestr("../escape.png", _png())
+    with pytest.raises(DataError, match=r"'\.\./escape\.png' refused"):
+        import_zip(archive, tmp_path / "data")
+    assert not (tmp_path / "data").exists() and not (tmp_path / "escape.png").exists()
+
+
+def test_invalid_dataset_leaves_the_output_as_it_was(tmp_path):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("set/labels.csv", "name,tags\n1.png,can\n")
+        zf.writestr("set/images/1.png", _png())
+    (tmp_path / "data").mkdir()
+    with pytest.raises(DataError, match="filename,labels"):
+        import_zip(archive, tmp_path / "data")
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_task_mismatch_is_refused(tmp_path):
+    rows = [(f"{i}.png", "can carton") for i in range(6)]
+    with pytest.raises(DataError, match="exactly one label"):
+        import_zip(
+            _multilabel_zip(tmp_path / "ml.zip", rows), tmp_path / "d", task="image-classification"
+        )
+    assert not (tmp_path / "d").exists()
+
+
+def test_split_that_empties_training_is_refused(tmp_path):
+    # One image per label: every-5th sends index 0 to validation and leaves training empty.
+    with pytest.raises(DataError, match="training set empty"):
+        import_zip(_class_zip(tmp_path / "tiny.zip", {"a": 1}), tmp_path / "d")
+    assert not (tmp_path / "d").exists()
+
+
+def test_not_a_zip_is_refused(tmp_path):
+    fake = tmp_path / "fake.zip"
+    fake.write_text("hello")
+    with pytest.raises(DataError, match="not a readable zip"):
+        import_zip(fake, tmp_path / "d")
+    assert not (tmp_path / "d").exists()
