@@ -1,0 +1,166 @@
+"""Decode + evaluation preprocessing: deitkit against PIL + transformers' AutoImageProcessor."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import PIL
+import torch
+import transformers
+from PIL import Image, ImageDraw
+from transformers import AutoImageProcessor
+
+from deitkit.images import load_image
+from deitkit.transforms import EvalTransform
+
+N_IMAGES = 64
+SIZE = (640, 480)
+REPEATS = 7
+RESULTS = Path(__file__).parent / "results" / "preprocess.json"
+# facebook/deit-base-patch16-224's preprocessor_config.json.
+DEIT_CONFIG = {
+    "crop_size": 224,
+    "do_center_crop": True,
+    "do_normalize": True,
+    "do_resize": True,
+    "feature_extractor_type": "DeiTFeatureExtractor",
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_std": [0.5, 0.5, 0.5],
+    "resample": 3,
+    "size": 256,
+}
+
+
+def make_jpegs(folder: Path, count: int = N_IMAGES, seed: int = 0) -> list[Path]:
+    """Write `count` photo-like JPEGs (gradient, shapes, sensor noise) of SIZE into `folder`."""
+    rng = np.random.default_rng(seed)
+    width, height = SIZE
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    paths = []
+    for index in range(count):
+        start, end = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+        angle = rng.uniform(0, np.pi)
+        ramp = (x * np.cos(angle) + y * np.sin(angle)) / (width + height)
+        pixels = start + (end - start) * ramp[..., None]
+        image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(image)
+        for _ in range(rng.integers(3, 9)):
+            x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
+            x1, y1 = x0 + rng.uniform(20, 300), y0 + rng.uniform(20, 300)
+            fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+            shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+            shape((x0, y0, x1, y1), fill=fill)
+        noisy = np.asarray(image, dtype=np.float32) + rng.normal(0, 8, (height, width, 3))
+        path = folder / f"image_{index:03d}.jpg"
+        Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def best_time(
+    run: Callable[[], torch.Tensor], repeats: int = REPEATS
+) -> tuple[float, torch.Tensor]:
+    """Best wall time of `repeats` runs after one warm-up, and the warm-up's output."""
+    output = run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times), output
+
+
+def _ratio(baseline_s: float, ours_s: float) -> str:
+    if ours_s <= baseline_s:
+        return f"ours is {baseline_s / ours_s:.1f}x faster"
+    return f"ours is {ours_s / baseline_s:.1f}x slower"
+
+
+def main() -> dict:
+    """Time both pipelines on the same JPEGs, print a table, write RESULTS; return the results."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = make_jpegs(folder)
+        (folder / "preprocessor_config.json").write_text(json.dumps(DEIT_CONFIG))
+        processor = AutoImageProcessor.from_pretrained(folder)
+        transform = EvalTransform.from_pretrained(folder)
+        decoded = [Image.open(path).convert("RGB") for path in paths]
+
+        def baseline() -> torch.Tensor:
+            images = [Image.open(path).convert("RGB") for path in paths]
+            return processor(images, return_tensors="pt")["pixel_values"]
+
+        def ours() -> torch.Tensor:
+            images = [load_image(path, min_size=transform.decode_hint) for path in paths]
+            return transform(images)
+
+        def hf_only() -> torch.Tensor:
+            return processor(decoded, return_tensors="pt")["pixel_values"]
+
+        def ours_one_thread() -> torch.Tensor:
+            # EvalTransform resizes on torch's thread count; one thread shows the gain that
+            # does not come from parallelism (transformers' PIL backend is single-threaded).
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return transform(decoded)
+            finally:
+                torch.set_num_threads(threads)
+
+        rows = {
+            "decode+preprocess": (baseline, ours),
+            "preprocess only": (hf_only, lambda: transform(decoded)),
+            "preprocess, 1 thread": (hf_only, ours_one_thread),
+        }
+        results: dict = {
+            "images": N_IMAGES,
+            "image_size": list(SIZE),
+            "repeats": REPEATS,
+            "baseline": f"PIL open+convert, {type(processor).__name__}(return_tensors='pt')",
+            "ours": "deitkit.images.load_image(min_size=decode_hint), EvalTransform",
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "pillow": PIL.__version__,
+            },
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "rows": {},
+        }
+        print(
+            f"{N_IMAGES} JPEGs {SIZE[0]}x{SIZE[1]}, best of {REPEATS}, "
+            f"{torch.get_num_threads()} torch threads"
+        )
+        print(f"{'stage':<20} {'baseline s':>10} {'img/s':>8} {'ours s':>8} {'img/s':>8}  speed-up")
+        for name, (run_baseline, run_ours) in rows.items():
+            base_s, base_out = best_time(run_baseline)
+            ours_s, ours_out = best_time(run_ours)
+            mad = (base_out - ours_out).abs().mean().item()
+            results["rows"][name] = {
+                "baseline_s": base_s,
+                "baseline_images_per_s": N_IMAGES / base_s,
+                "ours_s": ours_s,
+                "ours_images_per_s": N_IMAGES / ours_s,
+                "speedup": base_s / ours_s,
+                "mad": mad,
+            }
+            print(
+                f"{name:<20} {base_s:>10.3f} {N_IMAGES / base_s:>8.0f} {ours_s:>8.3f} "
+                f"{N_IMAGES / ours_s:>8.0f}  {_ratio(base_s, ours_s)} (MAD {mad:.2g})"
+            )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
