@@ -52,7 +52,9 @@ def validate(path: Path, task: str | None, max_bad_fraction: float, as_json: boo
 )
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--task", type=TASK_CHOICE, default=None, help="Expected task (default: detected).")
-def import_(zip_path: Path, out_dir: Path, split: float | None, seed: int, task: str | None) -> None:
+def import_(
+    zip_path: Path, out_dir: Path, split: float | None, seed: int, task: str | None
+) -> None:
     """Extract ZIP safely into --out and write JSONL annotations and MLTable folders beside it."""
     from deitkit.data.importer import import_zip
 

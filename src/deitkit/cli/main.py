@@ -8,6 +8,7 @@ import click
 
 from deitkit import __version__
 from deitkit.cli.data import data
+from deitkit.cli.finetune import finetune
 from deitkit.cli.quickstart import quickstart
 from deitkit.errors import DeitkitError
 
@@ -32,6 +33,7 @@ def cli() -> None:
 
 
 cli.add_command(data)
+cli.add_command(finetune)
 cli.add_command(quickstart)
 
 

@@ -67,8 +67,10 @@ def quickstart(out_dir: Path, task: str) -> None:
         raise click.ClickException("the sample data failed validation (see the report above)")
 
     click.echo("\n== quickstart summary ==")
-    click.echo(f"task: {task}; data: {data_dir} ({len(report.dataset)} images, "
-               f"{len(report.dataset.labels)} labels)")
+    click.echo(
+        f"task: {task}; data: {data_dir} ({len(report.dataset)} images, "
+        f"{len(report.dataset.labels)} labels)"
+    )
     for stage, seconds in timings.items():
         click.echo(f"  {stage:<14} {seconds:6.1f} s  done")
     for stage in NOT_BUILT_YET:

@@ -1,0 +1,169 @@
+"""Model references (hub id, local folder, `scratch:<arch>`) resolved to a fine-tunable model."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import transformers
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
+
+from deitkit.errors import ConfigError
+from deitkit.tasks import Task
+
+log = logging.getLogger(__name__)
+
+SCRATCH_PREFIX = "scratch:"
+
+# Shapes of the published checkpoints (DeiT paper table 1, ViT-B/16, BEiT-B/16).
+SCRATCH_ARCHS: dict[str, tuple[str, dict[str, int]]] = {
+    "deit-tiny": ("deit", {"hidden_size": 192, "num_attention_heads": 3, "intermediate_size": 768}),
+    "deit-small": (
+        "deit",
+        {"hidden_size": 384, "num_attention_heads": 6, "intermediate_size": 1536},
+    ),
+    "deit-base": (
+        "deit",
+        {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},
+    ),
+    "vit-base": ("vit", {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072}),
+    "beit-base": (
+        "beit",
+        {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from: `kind` is `hub`, `local` or `scratch`."""
+
+    ref: str
+    kind: str
+    arch: str | None = None
+    overrides: tuple[tuple[str, int], ...] = ()
+
+
+def parse_model_ref(ref: str) -> ModelSource:
+    """Classify `ref`: `scratch:<arch>[:key=value,...]`, an existing folder, or a hub id."""
+    if ref.startswith(SCRATCH_PREFIX):
+        arch, _, extra = ref[len(SCRATCH_PREFIX) :].partition(":")
+        if arch not in SCRATCH_ARCHS:
+            raise ConfigError(
+                f"unknown scratch architecture {arch!r} in --model {ref!r}; "
+                f"expected one of: {', '.join(SCRATCH_ARCHS)}"
+            )
+        return ModelSource(ref, "scratch", arch, _parse_overrides(ref, extra))
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"--model {ref!r} is a folder without config.json")
+        return ModelSource(str(path), "local")
+    if path.exists() or ref.startswith((".", "/")):
+        raise ConfigError(f"--model {ref!r} is not a checkpoint folder")
+    return ModelSource(ref, "hub")
+
+
+def _parse_overrides(ref: str, extra: str) -> tuple[tuple[str, int], ...]:
+    pairs = []
+    for item in filter(None, extra.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not value.isdigit():
+            raise ConfigError(f"--model {ref!r}: expected key=integer overrides, got {item!r}")
+        pairs.append((key, int(value)))
+    return tuple(pairs)
+
+
+def scratch_patch_size(image_size: int) -> int:
+    """16 (as published) for real image sizes; small inputs keep an 8x8 grid of patches."""
+    return 16 if image_size >= 128 else max(2, image_size // 8)
+
+
+def scratch_config(source: ModelSource, image_size: int) -> PretrainedConfig:
+    """A random-initialised config of `source.arch` at `image_size`, with any overrides."""
+    model_type, shape = SCRATCH_ARCHS[source.arch]
+    fields: dict[str, Any] = {
+        **shape,
+        "num_hidden_layers": 12,
+        "image_size": image_size,
+        "patch_size": scratch_patch_size(image_size),
+    }
+    for key, value in source.overrides:
+        fields[key] = value
+    config = AutoConfig.for_model(model_type, **fields)
+    unknown = [k for k, _ in source.overrides if not hasattr(config, k)]
+    if unknown:
+        raise ConfigError(
+            f"--model {source.ref!r}: {model_type} configs have no field {unknown[0]!r}"
+        )
+    return config
+
+
+def finetunable_class(config: PretrainedConfig) -> type[PreTrainedModel]:
+    """The image-classification class for `config`.
+
+    For DeiT the auto mapping lists the fine-tunable class first and the distilled
+    `...WithTeacher` class second; a distilled checkpoint is loaded into the first so it can be
+    fine-tuned with an ordinary classification head.
+    """
+    names = MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES.get(config.model_type)
+    if names is None:
+        raise ConfigError(
+            f"model type {config.model_type!r} has no image-classification class in transformers"
+        )
+    name = names[0] if isinstance(names, (tuple, list)) else names
+    return getattr(transformers, name)
+
+
+def label_config(labels: tuple[str, ...] | list[str], task: Task) -> dict[str, Any]:
+    """Config fields that carry the label map and the task into every saved checkpoint."""
+    return {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+        "problem_type": (
+            "multi_label_classification" if task.is_multilabel else "single_label_classification"
+        ),
+    }
+
+
+def load_model(
+    ref: str, *, labels: tuple[str, ...] | list[str], task: Task, image_size: int | None = None
+) -> PreTrainedModel:
+    """Load `ref` for fine-tuning on `labels`; the head is replaced when the label set differs."""
+    source = parse_model_ref(ref)
+    fields = label_config(labels, task)
+    if source.kind == "scratch":
+        config = scratch_config(source, image_size or 224)
+        config.update(fields)
+        return finetunable_class(config)(config)
+    config = AutoConfig.from_pretrained(source.ref)
+    if image_size not in (None, -1, config.image_size):
+        raise ConfigError(
+            f"--image-size {image_size} differs from {ref}'s {config.image_size}; "
+            "use the checkpoint's size (or -1) for a pretrained model"
+        )
+    same_head = config.num_labels == len(labels) and [
+        config.id2label[i] for i in range(config.num_labels)
+    ] == list(labels)
+    if not same_head:
+        log.info(
+            "replacing the %d-label head of %s with %d labels", config.num_labels, ref, len(labels)
+        )
+    config.update(fields)
+    return finetunable_class(config).from_pretrained(
+        source.ref, config=config, ignore_mismatched_sizes=not same_head
+    )
+
+
+def read_preprocessor_config(ref: str) -> dict[str, Any] | None:
+    """The checkpoint's preprocessor_config.json for a local folder (None when it has none)."""
+    source = parse_model_ref(ref)
+    if source.kind != "local":
+        return None
+    path = Path(source.ref) / "preprocessor_config.json"
+    return json.loads(path.read_text()) if path.is_file() else None

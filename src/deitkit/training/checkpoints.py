@@ -1,0 +1,57 @@
+"""Checkpoints a re-run resumes from: only complete ones, and only for the same label map."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from deitkit.errors import ConfigError
+
+CHECKPOINTS_DIR = "checkpoints"
+# Written after the Trainer has finished writing a checkpoint; a folder without it was cut off.
+COMPLETE_MARKER = "deitkit-complete"
+LABELS_FILE = "labels.json"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+class MarkCompleteCallback(TrainerCallback):
+    """Marks each checkpoint complete once `on_save` fires (after every file is written)."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                (folder / COMPLETE_MARKER).write_text(f"{state.global_step}\n")
+        return control
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The highest-step checkpoint under `folder` that carries the completion marker."""
+    if not folder.is_dir():
+        return None
+    complete = [
+        (int(match.group(1)), path)
+        for path in folder.iterdir()
+        if (match := _CHECKPOINT.match(path.name)) and (path / COMPLETE_MARKER).is_file()
+    ]
+    return max(complete)[1] if complete else None
+
+
+def check_same_labels(output_dir: Path, labels: tuple[str, ...], task: str) -> None:
+    """Record the label map of a run in OUT, or refuse a resume whose labels differ."""
+    path = output_dir / LABELS_FILE
+    current = {"task": str(task), "labels": list(labels)}
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        if previous != current:
+            raise ConfigError(
+                f"{output_dir} holds a run with task {previous['task']} and labels "
+                f"{previous['labels']}, but this data has task {task} and labels {list(labels)}; "
+                "use a new --output"
+            )
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(current, indent=2) + "\n")

@@ -1,0 +1,88 @@
+"""MLflow tracking of a fine-tuning run: params, per-epoch metrics, artifacts.
+
+`MLFLOW_TRACKING_URI` is honoured; without it runs go to a local store inside OUT
+(`sqlite:///OUT/mlflow.db`, artifacts under `OUT/mlartifacts`), so nothing outside OUT is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "deitkit-finetune")
+
+
+def tracking_uri(output_dir: Path) -> str:
+    """The store runs are logged to: the environment's, else a SQLite file inside OUT."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{output_dir.resolve()}/mlflow.db"
+
+
+class MlflowTracker(TrainerCallback):
+    """Logs the resolved config as params and every logged/evaluated metric by epoch step."""
+
+    def __init__(self, output_dir: Path, params: dict[str, Any], run_name: str | None = None):
+        self.output_dir = output_dir
+        self.params = params
+        self.run_name = run_name
+        self.run_id: str | None = None
+        self._client = None
+
+    def _start(self) -> None:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        uri = tracking_uri(self.output_dir)
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        if experiment is None:
+            location = None
+            if "MLFLOW_TRACKING_URI" not in os.environ:
+                location = (self.output_dir / "mlartifacts").resolve().as_uri()
+            experiment_id = client.create_experiment(EXPERIMENT, artifact_location=location)
+        else:
+            experiment_id = experiment.experiment_id
+        run = client.create_run(experiment_id, run_name=self.run_name)
+        self.run_id, self._client = run.info.run_id, client
+        params = [mlflow.entities.Param(k, str(v)[:6000]) for k, v in self.params.items()]
+        client.log_batch(self.run_id, params=params)
+        log.info("MLflow run %s in %s", self.run_id, uri)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and self._client is None:
+            self._start()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self._client is None or not logs:
+            return
+        import mlflow
+
+        metrics = [
+            mlflow.entities.Metric(key, float(value), 0, state.global_step)
+            for key, value in logs.items()
+            if isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        ]
+        if metrics:
+            self._client.log_batch(self.run_id, metrics=metrics)
+
+    def log_artifacts(self, paths: list[Path]) -> None:
+        """Attach files (metrics.json, config, plots) to the run."""
+        if self._client is None:
+            return
+        for path in paths:
+            if path.is_dir():
+                self._client.log_artifacts(self.run_id, str(path), artifact_path=path.name)
+            elif path.is_file():
+                self._client.log_artifact(self.run_id, str(path))
+
+    def finish(self, status: str = "FINISHED") -> None:
+        if self._client is not None:
+            self._client.set_terminated(self.run_id, status=status)

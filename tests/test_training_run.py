@@ -1,0 +1,119 @@
+"""Fine-tuning round trips on tiny random DeiT, ViT and BEiT checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForImageClassification, DeiTForImageClassification
+
+from deitkit.errors import ConfigError, DataError
+from deitkit.tasks import Task
+from deitkit.training.config import FinetuneConfig
+from deitkit.training.run import finetune
+
+TRAINER_BLOCK = ("epoch", "train_loss", "train_runtime", "train_samples_per_second",
+                 "train_steps_per_second", "total_flos")  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def shared_mlflow_store(tmp_path_factory, monkeypatch):
+    """One SQLite store for the module: creating its tables once keeps each run fast."""
+    store = tmp_path_factory.getbasetemp() / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+
+
+def _run(model: Path | str, data: Path, out: Path, task: Task, **changes):
+    options = dict(epochs=2, train_batch_size=8, learning_rate=1e-3, augmentations=False)
+    options.update(changes)
+    return finetune(
+        FinetuneConfig(model=str(model), train=str(data), output=str(out), task=task, **options)
+    )
+
+
+@pytest.mark.parametrize("model_type", ["deit", "vit", "beit"])
+def test_multiclass_round_trip(model_type, tiny_checkpoint, colour_folders, tmp_path):
+    result = _run(tiny_checkpoint(model_type), colour_folders, tmp_path / "out", Task.MULTICLASS)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert set(TRAINER_BLOCK) <= set(metrics)
+    assert {"eval_accuracy", "eval_f1_score_macro", "eval_AUC_macro", "eval_log_loss"} <= set(
+        metrics
+    )
+    assert metrics["epoch"] == pytest.approx(2.0)
+    model = AutoModelForImageClassification.from_pretrained(result.model_dir)
+    assert model.config.id2label == {0: "blue", 1: "green", 2: "red"}
+    assert model.config.problem_type == "single_label_classification"
+    logits = model(pixel_values=torch.zeros(2, 3, 16, 16)).logits
+    assert logits.shape == (2, 3)
+    assert (result.model_dir / "preprocessor_config.json").is_file()
+    saved = json.loads((tmp_path / "out" / "finetune_config.json").read_text())
+    assert saved["task"] == "image-classification" and saved["train_batch_size"] == 8
+
+
+@pytest.mark.parametrize("model_type", ["deit", "vit", "beit"])
+def test_multilabel_round_trip(model_type, tiny_checkpoint, colour_multilabel, tmp_path):
+    result = _run(tiny_checkpoint(model_type), colour_multilabel, tmp_path / "out", Task.MULTILABEL)
+    assert {"eval_iou", "eval_iou_macro", "eval_iou_micro", "eval_iou_weighted"} <= set(
+        result.metrics
+    )
+    model = AutoModelForImageClassification.from_pretrained(result.model_dir)
+    assert model.config.problem_type == "multi_label_classification"
+    assert list(model.config.label2id) == ["blue", "green", "red"]
+
+
+def test_colour_task_is_learned(tiny_checkpoint, colour_folders, tmp_path):
+    result = _run(tiny_checkpoint("deit"), colour_folders, tmp_path / "out", Task.MULTICLASS,
+                  epochs=8, learning_rate=3e-3, train_batch_size=4)  # fmt: skip
+    assert result.metrics["eval_accuracy"] == 1.0
+
+
+def test_distilled_checkpoint_loads_into_the_finetunable_class(
+    tiny_checkpoint, colour_folders, tmp_path
+):
+    checkpoint = tiny_checkpoint("deit", distilled=True, labels=[f"c{i}" for i in range(7)])
+    result = _run(checkpoint, colour_folders, tmp_path / "out", Task.MULTICLASS, epochs=1)
+    model = AutoModelForImageClassification.from_pretrained(result.model_dir)
+    assert isinstance(model, DeiTForImageClassification)
+    assert model.classifier.out_features == 3  # the 7-label head was replaced
+
+
+def test_resume_with_another_label_map_is_refused(
+    tiny_checkpoint, colour_folders, colour_multilabel, tmp_path
+):
+    out = tmp_path / "out"
+    _run(tiny_checkpoint("deit"), colour_folders, out, Task.MULTICLASS, epochs=1)
+    with pytest.raises(ConfigError, match="labels"):
+        _run(tiny_checkpoint("deit"), colour_multilabel, out, Task.MULTILABEL, epochs=1)
+
+
+def test_default_tracking_store_lives_in_the_output(
+    tiny_checkpoint, colour_folders, tmp_path, monkeypatch
+):
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    out = tmp_path / "out"
+    _run(tiny_checkpoint("deit"), colour_folders, out, Task.MULTICLASS, epochs=2)
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{out}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("deitkit-finetune").experiment_id])
+    assert run.data.params["task"] == "image-classification"
+    assert len(client.get_metric_history(run.info.run_id, "eval_accuracy")) == 2  # per epoch
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"metrics.json", "finetune_config.json"} <= artifacts
+
+
+def test_empty_training_data_fails_before_training(tiny_checkpoint, tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "a").mkdir(parents=True)
+    (empty / "b").mkdir()
+    with pytest.raises(DataError):
+        _run(tiny_checkpoint("deit"), empty, tmp_path / "out", Task.MULTICLASS)
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_iou_metric_with_multiclass_fails_before_reading_data(tmp_path):
+    with pytest.raises(ConfigError, match="iou"):
+        _run("scratch:deit-tiny", tmp_path / "missing", tmp_path / "out", Task.MULTICLASS,
+             metric_for_best_model="iou")  # fmt: skip
