@@ -10,14 +10,42 @@ import click
 
 from deitkit.tasks import Task
 
+MARKER = ".deitkit-quickstart"
+# A DeiT-tiny-wide, 6-layer ViT on 8x8 patches: reaches >= 0.90 validation accuracy on the
+# digits in about two minutes on 2 CPU cores (measured numbers in docs/quickstart.md).
+QUICKSTART_MODEL = "scratch:deit-tiny:patch_size=8,num_hidden_layers=6"
+QUICKSTART_TRAINING = {
+    Task.MULTICLASS: {"image_size": 32, "epochs": 30},
+    Task.MULTILABEL: {"image_size": 48, "epochs": 12},
+}
+COMMON_TRAINING = {
+    "train_batch_size": 32,
+    "learning_rate": 1e-3,
+    "warmup_steps": 100,
+    "weight_decay": 0.05,
+    # Flips and small crops change what a digit is; the digits need none of them.
+    "augmentations": False,
+}
+MULTILABEL_SAMPLE_COUNT = 4000
 # Stages of the main job that later work adds; listed so the summary is honest about them.
 NOT_BUILT_YET = (
-    "finetune (deitkit finetune)",
     "evaluate (deitkit evaluate)",
     "package (deitkit package)",
     "online endpoint (deitkit serve)",
     "batch endpoint (deitkit batch-score)",
 )
+
+
+def _fresh_output(out_dir: Path) -> None:
+    if out_dir.exists():
+        # Only our own previous output is replaced; anything else stays untouched.
+        if not (out_dir / MARKER).exists():
+            raise click.UsageError(
+                f"{out_dir} exists and is not a previous quickstart output; choose another --out"
+            )
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    (out_dir / MARKER).touch()
 
 
 @click.command()
@@ -35,26 +63,22 @@ NOT_BUILT_YET = (
     default=Task.MULTICLASS.value,
     show_default=True,
 )
-def quickstart(out_dir: Path, task: str) -> None:
-    """Build the digits sample, validate it, and run the stages built so far."""
+@click.option("--epochs", type=int, default=None, help="Override the preset's epochs.")
+def quickstart(out_dir: Path, task: str, epochs: int | None) -> None:
+    """Build the digits sample, validate it, fine-tune on it, and summarise."""
     from deitkit.data.samples import write_digits, write_digits_multilabel
     from deitkit.data.validate import validate_dataset
+    from deitkit.training.config import FinetuneConfig
+    from deitkit.training.run import finetune
 
-    if out_dir.exists():
-        # Only our own previous output is replaced; anything else stays untouched.
-        if not (out_dir / ".deitkit-quickstart").exists():
-            raise click.UsageError(
-                f"{out_dir} exists and is not a previous quickstart output; choose another --out"
-            )
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    (out_dir / ".deitkit-quickstart").touch()
-
+    task = Task(task)
+    _fresh_output(out_dir)
     timings: dict[str, float] = {}
+
     start = time.perf_counter()
     data_dir = out_dir / "data"
-    if Task(task).is_multilabel:
-        write_digits_multilabel(data_dir)
+    if task.is_multilabel:
+        write_digits_multilabel(data_dir, count=MULTILABEL_SAMPLE_COUNT)
     else:
         write_digits(data_dir)
     timings["sample data"] = time.perf_counter() - start
@@ -66,12 +90,35 @@ def quickstart(out_dir: Path, task: str) -> None:
     if not report.ok:
         raise click.ClickException("the sample data failed validation (see the report above)")
 
+    start = time.perf_counter()
+    training = {**COMMON_TRAINING, **QUICKSTART_TRAINING[task]}
+    if epochs is not None:
+        training["epochs"] = epochs
+    result = finetune(
+        FinetuneConfig(
+            model=QUICKSTART_MODEL,
+            train=str(data_dir),
+            output=str(out_dir / "finetune"),
+            task=task,
+            resume=False,
+            **training,
+        )
+    )
+    timings["finetune"] = time.perf_counter() - start
+
+    metric = task.primary_metric
     click.echo("\n== quickstart summary ==")
     click.echo(
         f"task: {task}; data: {data_dir} ({len(report.dataset)} images, "
         f"{len(report.dataset.labels)} labels)"
     )
+    click.echo(
+        f"validation {metric}: {result.metrics[f'eval_{metric}']:.4f} "
+        f"(model {QUICKSTART_MODEL}, precision {result.metrics['precision']})"
+    )
+    click.echo(f"model: {result.model_dir}")
+    click.echo(f"metrics: {result.output_dir / 'metrics.json'}")
     for stage, seconds in timings.items():
         click.echo(f"  {stage:<14} {seconds:6.1f} s  done")
     for stage in NOT_BUILT_YET:
-        click.echo(f"  {stage:<14}           not built yet")
+        click.echo(f"  {stage:<30} not built yet")
