@@ -1,4 +1,4 @@
-"""Errors meant for the user: each names what was wrong and where, and prints without a traceback."""
+"""Errors meant for the user: each says what was wrong and where, printed without a traceback."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class DataError(DeitkitError):
 
 
 class ImageError(DeitkitError):
-    """An image cannot be used (unreadable, unsupported, too large, too small); `source` names it."""
+    """An image cannot be used (unreadable, unsupported, too big or small); `source` names it."""
 
     def __init__(self, message: str, *, source: str | None = None):
         self.source = source
