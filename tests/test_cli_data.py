@@ -62,7 +62,12 @@ def test_import_writes_annotations_and_mltables(tmp_path, colour_folders):
     result = _run("data", "import", str(archive), "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "24 images, 3 labels" in result.output
-    for name in ("train_annotations.jsonl", "validation_annotations.jsonl",
-                 "training-mltable-folder/MLTable", "validation-mltable-folder/MLTable"):  # fmt: skip
+    expected = (
+        "train_annotations.jsonl",
+        "validation_annotations.jsonl",
+        "training-mltable-folder/MLTable",
+        "validation-mltable-folder/MLTable",
+    )
+    for name in expected:
         assert (out / name).is_file()
     assert _run("data", "validate", str(out / "training-mltable-folder")).exit_code == 0

@@ -1,4 +1,4 @@
-"""`--apply-ort` on this torch: ORTModule does not import, so training falls back to torch.compile."""
+"""`--apply-ort` on this torch: ORTModule does not import, so training uses torch.compile."""
 
 from __future__ import annotations
 

@@ -48,6 +48,7 @@ def test_multiclass_round_trip(model_type, tiny_checkpoint, colour_folders, tmp_
     logits = model(pixel_values=torch.zeros(2, 3, 16, 16)).logits
     assert logits.shape == (2, 3)
     assert (result.model_dir / "preprocessor_config.json").is_file()
+    assert (result.mlflow_model_dir / "MLmodel").is_file()
     saved = json.loads((tmp_path / "out" / "finetune_config.json").read_text())
     assert saved["task"] == "image-classification" and saved["train_batch_size"] == 8
 

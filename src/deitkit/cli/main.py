@@ -9,6 +9,8 @@ import click
 from deitkit import __version__
 from deitkit.cli.data import data
 from deitkit.cli.finetune import finetune
+from deitkit.cli.package import package
+from deitkit.cli.predict import predict
 from deitkit.cli.quickstart import quickstart
 from deitkit.errors import DeitkitError
 
@@ -34,6 +36,8 @@ def cli() -> None:
 
 cli.add_command(data)
 cli.add_command(finetune)
+cli.add_command(package)
+cli.add_command(predict)
 cli.add_command(quickstart)
 
 

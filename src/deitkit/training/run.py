@@ -20,6 +20,7 @@ from deitkit.data.validate import check_compatible, validate_dataset
 from deitkit.errors import ConfigError, DataError
 from deitkit.metrics import compute_metrics
 from deitkit.models import load_model, parse_model_ref
+from deitkit.packaging import package_model
 from deitkit.tasks import Task
 from deitkit.training.accelerator import resolve_accelerator
 from deitkit.training.augment import AugmentConfig, EvalCrop, TrainAugment
@@ -41,6 +42,7 @@ from deitkit.transforms import CONFIG_NAME, EvalTransform
 log = logging.getLogger(__name__)
 
 MODEL_DIR = "model"  # the fine-tuned Hugging Face checkpoint (Azure's pytorch_model_folder)
+MLFLOW_MODEL_DIR = "mlflow_model"  # the packaged model (Azure's mlflow_model_folder)
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "finetune_config.json"
 
@@ -51,6 +53,7 @@ class FinetuneResult:
 
     output_dir: Path
     model_dir: Path
+    mlflow_model_dir: Path
     metrics: dict[str, Any]
 
 
@@ -256,9 +259,10 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         trainer.save_model(str(model_dir))
         (model_dir / CONFIG_NAME).write_text(json.dumps(transform.to_config(), indent=2) + "\n")
         (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        package_model(model_dir, out / MLFLOW_MODEL_DIR, overwrite=True)
         tracker.log_artifacts([out / METRICS_FILE, out / CONFIG_FILE])
     tracker.finish()
-    return FinetuneResult(out, model_dir, metrics)
+    return FinetuneResult(out, model_dir, out / MLFLOW_MODEL_DIR, metrics)
 
 
 def is_distributed() -> bool:

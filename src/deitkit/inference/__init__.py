@@ -1,0 +1,24 @@
+"""Inference shared by evaluation, the packaged model and the online and batch scorers."""
+
+from deitkit.inference.checkpoint import CheckpointInfo, read_checkpoint
+from deitkit.inference.classifier import MAX_BATCH_SIZE, Classifier
+from deitkit.inference.inputs import FetchUrl, decode_input
+from deitkit.inference.packaged import load_classifier, load_packaged, packaged_checkpoint
+from deitkit.inference.prediction import Prediction, check_threshold, check_top_k
+from deitkit.inference.threads import configure_threads
+
+__all__ = [
+    "MAX_BATCH_SIZE",
+    "CheckpointInfo",
+    "Classifier",
+    "FetchUrl",
+    "Prediction",
+    "check_threshold",
+    "check_top_k",
+    "configure_threads",
+    "decode_input",
+    "load_classifier",
+    "load_packaged",
+    "packaged_checkpoint",
+    "read_checkpoint",
+]

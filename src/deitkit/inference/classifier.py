@@ -1,0 +1,224 @@
+"""The one inference path (decode → preprocess → model → probabilities) that every caller shares."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoModelForImageClassification, PreTrainedModel
+
+from deitkit.errors import ConfigError, ImageError
+from deitkit.images import ImageLimits, limits_from_env
+from deitkit.inference.checkpoint import has_safetensors, read_checkpoint
+from deitkit.inference.inputs import FetchUrl, decode_input
+from deitkit.inference.precision import calibration_pixels, choose_precision
+from deitkit.inference.prediction import Prediction, check_threshold
+from deitkit.inference.threads import configure_threads
+from deitkit.tasks import Task
+from deitkit.training.precision import Precision
+from deitkit.transforms import EvalTransform
+
+log = logging.getLogger(__name__)
+
+# Images per forward pass: bounds activation memory (DeiT-base at 224 px needs about 40 MB of
+# activations per image in fp32) while keeping matrix multiplies large enough to be efficient.
+MAX_BATCH_SIZE = 32
+
+
+class Classifier:
+    """A checkpoint loaded once for inference: preprocessing, model, labels, task and precision.
+
+    Build it with `Classifier.from_pretrained` (a checkpoint folder) or
+    `deitkit.inference.load_packaged` (a packaged MLflow model).
+
+    Attributes:
+        labels: The label list, in the model's output order.
+        task: Multiclass (softmax) or multilabel (sigmoid).
+        threshold: Default multilabel threshold of the predictions.
+        precision: fp32 or bf16, and why (see `deitkit.inference.precision.choose_precision`).
+        device: Where the model runs.
+        transform: The checkpoint's evaluation preprocessing.
+        limits: Checked on every input image before it is decoded.
+        fetch_url: Downloads http(s) URL inputs; None refuses them.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        transform: EvalTransform,
+        *,
+        labels: Sequence[str],
+        task: Task,
+        threshold: float,
+        precision: Precision,
+        max_batch_size: int = MAX_BATCH_SIZE,
+        limits: ImageLimits | None = None,
+        fetch_url: FetchUrl | None = None,
+    ):
+        if (
+            isinstance(max_batch_size, bool)
+            or not isinstance(max_batch_size, int)
+            or max_batch_size < 1
+        ):
+            raise ConfigError(f"max_batch_size must be an integer >= 1, got {max_batch_size!r}")
+        self.model = model.eval()
+        self.transform = transform
+        self.labels = list(labels)
+        self.task = task
+        self.threshold = check_threshold(threshold)
+        self.precision = precision
+        self.max_batch_size = max_batch_size
+        self.limits = limits if limits is not None else limits_from_env()
+        self.fetch_url = fetch_url
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str = "auto",
+        threshold: float | None = None,
+        max_batch_size: int = MAX_BATCH_SIZE,
+        limits: ImageLimits | None = None,
+        fetch_url: FetchUrl | None = None,
+    ) -> Classifier:
+        """Load a Hugging Face checkpoint folder for inference.
+
+        Args:
+            path: Folder with config.json, the weights and preprocessor_config.json.
+            device: Where to run; None: the GPU when there is one, else the CPU.
+            dtype: `auto` (bf16 where native and prediction-preserving, else fp32),
+                `float32` or `bfloat16`.
+            threshold: Default multilabel threshold; None: deitkit.json's, else 0.5.
+            max_batch_size: Most images per forward pass.
+            limits: Image limits; None: `deitkit.images.limits_from_env()`.
+            fetch_url: Downloads URL inputs; None refuses them.
+
+        Raises:
+            ConfigError: the folder is not a usable image-classification checkpoint.
+        """
+        path = Path(path)
+        info = read_checkpoint(path)
+        transform = EvalTransform.from_pretrained(path)
+        configure_threads()
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        try:
+            model = AutoModelForImageClassification.from_pretrained(
+                path,
+                config=info.config,
+                dtype=torch.float32,
+                local_files_only=True,
+                # Never fall back to pickled weights when safetensors are there.
+                use_safetensors=True if has_safetensors(path) else None,
+            )
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{path}: the model weights cannot be loaded: {err}") from None
+        classifier = cls(
+            model.to(device),
+            transform,
+            labels=info.labels,
+            task=info.task,
+            threshold=info.threshold if threshold is None else threshold,
+            precision=Precision("fp32", "deciding"),
+            max_batch_size=max_batch_size,
+            limits=limits,
+            fetch_url=fetch_url,
+        )
+        pixels = transform.normalize(calibration_pixels(*transform.output_size))
+        classifier.precision = choose_precision(
+            dtype,
+            classifier.forward,
+            pixels,
+            device=device,
+            task=info.task,
+            threshold=classifier.threshold,
+        )
+        log.info(
+            "loaded %s on %s in %s (%s)",
+            path,
+            device,
+            classifier.precision.name,
+            classifier.precision.reason,
+        )
+        return classifier
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def forward(self, pixels: torch.Tensor, bf16: bool) -> torch.Tensor:
+        """Probabilities (N, C) float32 on the CPU for normalised pixels (N, 3, H, W)."""
+        device = self.device
+        with (
+            torch.inference_mode(),
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
+        ):
+            logits = self.model(pixel_values=pixels.to(device)).logits.float()
+            # The task picks the activation: independent sigmoids or one softmax over labels.
+            probs = logits.sigmoid() if self.task.is_multilabel else logits.softmax(dim=-1)
+        return probs.cpu()
+
+    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Probabilities (N, C) float32, in label order, for RGB images.
+
+        Raises:
+            ImageError: an image is not an RGB PIL image, naming its index.
+        """
+        for index, image in enumerate(images):
+            if not isinstance(image, Image.Image) or image.mode != "RGB":
+                found = image.mode if isinstance(image, Image.Image) else type(image).__name__
+                raise ImageError(
+                    f"expected an RGB PIL image, got {found} (deitkit.images decodes to RGB)",
+                    source=f"image {index}",
+                )
+        if not images:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        chunks = [
+            self.forward(self.transform(images[start : start + self.max_batch_size]), self.bf16)
+            for start in range(0, len(images), self.max_batch_size)
+        ]
+        return torch.cat(chunks).numpy()
+
+    @property
+    def bf16(self) -> bool:
+        return self.precision.bf16
+
+    def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
+        """One Prediction per RGB image (see `predict_images`)."""
+        return self.predictions(self.predict_images(images))
+
+    def predictions(self, probs: np.ndarray) -> list[Prediction]:
+        """Wrap rows of probabilities (from `predict_images`) as Predictions."""
+        return [
+            Prediction([float(p) for p in row], list(self.labels), self.task, self.threshold)
+            for row in probs
+        ]
+
+    def decode_input(self, value: object, *, source: str) -> Image.Image:
+        """Decode one base64 string or http(s) URL; errors start with `source`."""
+        return decode_input(
+            value,
+            source=source,
+            limits=self.limits,
+            min_size=self.transform.decode_hint,
+            fetch_url=self.fetch_url,
+        )
+
+    def decode_inputs(self, values: Sequence[object]) -> list[Image.Image]:
+        """Decode base64 strings or http(s) URLs; the first bad one raises `image <index>: ...`."""
+        return [self.decode_input(value, source=f"image {i}") for i, value in enumerate(values)]
+
+    def predict_inputs(self, values: Sequence[object]) -> list[Prediction]:
+        """Decode then predict (see `decode_inputs` and `predict`)."""
+        return self.predict(self.decode_inputs(values))
+
+    def __repr__(self) -> str:
+        return (
+            f"Classifier({len(self.labels)} labels, {self.task.value}, {self.precision.name} "
+            f"on {self.device})"
+        )

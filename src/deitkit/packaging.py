@@ -1,0 +1,231 @@
+"""`deitkit package`: a checkpoint folder → an MLflow pyfunc (models-from-code, safetensors)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import shutil
+import tempfile
+import uuid
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+import deitkit
+from deitkit.errors import ConfigError
+from deitkit.inference.checkpoint import (
+    CONFIG_FILE,
+    DEITKIT_FILE,
+    SAFETENSORS_FILE,
+    SAFETENSORS_INDEX,
+    CheckpointInfo,
+    has_safetensors,
+    read_checkpoint,
+)
+from deitkit.inference.packaged import CHECKPOINT_ARTIFACT, INPUT_COLUMN, OUTPUT_COLUMNS
+from deitkit.inference.prediction import check_threshold
+from deitkit.transforms import CONFIG_NAME as PREPROCESSOR_FILE
+
+log = logging.getLogger(__name__)
+
+PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+# What `import deitkit.inference` and the pyfunc need at run time (pyyaml reads MLmodel files).
+RUNTIME_REQUIREMENTS = (
+    "torch",
+    "transformers",
+    "safetensors",
+    "pillow",
+    "numpy",
+    "pandas",
+    "pyyaml",
+    "mlflow",
+)
+
+
+def package_model(
+    checkpoint: str | Path,
+    output: str | Path,
+    *,
+    threshold: float = 0.5,
+    overwrite: bool = False,
+) -> Path:
+    """Save a checkpoint folder as an MLflow pyfunc model at `output`; return `output`.
+
+    The package holds the checkpoint's config.json, safetensors weights (converted from a
+    pickled .bin when that is all there is) and preprocessor_config.json, a deitkit.json with
+    the labels, task and threshold, and a copy of the deitkit package (`code/deitkit`), so it
+    loads with nothing but the pinned requirements installed. The output is written to a
+    temporary folder beside `output` and moved into place when complete.
+
+    Args:
+        checkpoint: A Hugging Face image-classification checkpoint folder.
+        output: Folder to create; it must not exist (or be empty) unless `overwrite`.
+        threshold: Default multilabel threshold (the `threshold` param's default).
+        overwrite: Replace an existing `output`.
+
+    Raises:
+        ConfigError: the checkpoint is unusable, or `output` exists.
+    """
+    import mlflow
+
+    checkpoint, output = Path(checkpoint), Path(output)
+    threshold = check_threshold(threshold, name="--threshold")
+    if output.exists() and not overwrite and (output.is_file() or any(output.iterdir())):
+        raise ConfigError(f"{output}: already exists; choose a new folder or pass --overwrite")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="deitkit-package-") as temp:
+        folder = Path(temp) / CHECKPOINT_ARTIFACT
+        info = stage_checkpoint(checkpoint, folder, threshold=threshold)
+        try:
+            mlflow.pyfunc.save_model(
+                path=str(staging),
+                python_model=str(PYFUNC_FILE),
+                artifacts={CHECKPOINT_ARTIFACT: str(folder)},
+                code_paths=[str(_stage_code(Path(temp) / "code"))],
+                signature=model_signature(threshold),
+                input_example=pd.DataFrame({INPUT_COLUMN: [example_image_base64()]}),
+                pip_requirements=pinned_requirements(),
+                metadata={
+                    "task": info.task.value,
+                    "num_labels": len(info.labels),
+                    "deitkit_version": deitkit.__version__,
+                },
+            )
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    if output.is_dir():
+        shutil.rmtree(output)
+    elif output.exists():
+        output.unlink()
+    staging.rename(output)
+    log.info("packaged %s (%s, %d labels) as %s", checkpoint, info.task, len(info.labels), output)
+    return output
+
+
+def stage_checkpoint(checkpoint: Path, folder: Path, *, threshold: float) -> CheckpointInfo:
+    """Copy what inference needs from `checkpoint` into `folder`, weights as safetensors.
+
+    Training state (optimizer, scheduler, training_args.bin, RNG) is left behind.
+
+    Raises:
+        ConfigError: the checkpoint lacks a file inference needs or does not load.
+    """
+    from deitkit.inference import Classifier
+
+    read_checkpoint(checkpoint)  # config.json present and a classification: fail early
+    if not (checkpoint / PREPROCESSOR_FILE).is_file():
+        raise ConfigError(
+            f"{checkpoint}: has no {PREPROCESSOR_FILE}; the package needs the preprocessing "
+            "that evaluation used (deitkit finetune writes it)"
+        )
+    folder.mkdir(parents=True)
+    for name in (CONFIG_FILE, PREPROCESSOR_FILE):
+        shutil.copy2(checkpoint / name, folder / name)
+    if has_safetensors(checkpoint):
+        for name in _safetensors_files(checkpoint):
+            shutil.copy2(checkpoint / name, folder / name)
+    else:
+        _convert_to_safetensors(checkpoint, folder)
+    info = read_checkpoint(folder)
+    description = {
+        "labels": list(info.labels),
+        "task": info.task.value,
+        "threshold": threshold,
+        "deitkit_version": deitkit.__version__,
+    }
+    (folder / DEITKIT_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+    # Loading the staged copy proves it complete: weights, preprocessing and labels agree.
+    Classifier.from_pretrained(folder, dtype="float32")
+    return read_checkpoint(folder)
+
+
+def model_signature(threshold: float = 0.5):
+    """The package's MLflow signature: `image` strings in; probs, labels, predicted out."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import Array
+
+    return ModelSignature(
+        inputs=Schema([ColSpec(DataType.string, INPUT_COLUMN)]),
+        outputs=Schema(
+            [
+                ColSpec(Array(DataType.double if name == "probs" else DataType.string), name)
+                for name in OUTPUT_COLUMNS
+            ]
+        ),
+        params=ParamSchema(
+            [
+                ParamSpec("threshold", DataType.double, threshold),
+                ParamSpec("top_k", DataType.long, None),
+            ]
+        ),
+    )
+
+
+def pinned_requirements() -> list[str]:
+    """`name==version` of each runtime requirement as installed here.
+
+    Local version labels are dropped (`2.13.0+cpu` → `2.13.0`), so the host installs the torch
+    build that suits its hardware. deitkit itself travels in the package (`code/deitkit`).
+    """
+    from packaging.version import Version
+
+    return [f"{name}=={Version(version(name)).public}" for name in RUNTIME_REQUIREMENTS]
+
+
+def example_image_base64(size: int = 16) -> str:
+    """A small PNG (a colour gradient) as base64: the package's input example."""
+    ramp = np.linspace(0, 255, size, dtype=np.uint8)
+    pixels = np.stack(np.broadcast_arrays(ramp[None, :], ramp[:, None], ramp[::-1, None]), -1)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _safetensors_files(checkpoint: Path) -> list[str]:
+    """model.safetensors, or the index and every shard it names."""
+    index = checkpoint / SAFETENSORS_INDEX
+    if not index.is_file():
+        return [SAFETENSORS_FILE]
+    try:
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+    except (OSError, ValueError, KeyError, AttributeError) as err:
+        raise ConfigError(f"{index}: not a safetensors index ({err})") from None
+    for shard in shards:
+        if Path(shard).name != shard or not (checkpoint / shard).is_file():
+            raise ConfigError(f"{index}: names a shard {shard!r} that is not in {checkpoint}")
+    return [SAFETENSORS_INDEX, *shards]
+
+
+def _convert_to_safetensors(checkpoint: Path, folder: Path) -> None:
+    """Re-save pickled weights (pytorch_model.bin) as safetensors, through transformers.
+
+    transformers reads .bin files with `torch.load(weights_only=True)`, which refuses pickled code.
+    """
+    from transformers import AutoModelForImageClassification
+
+    if not any(checkpoint.glob("pytorch_model*.bin")):
+        raise ConfigError(
+            f"{checkpoint}: has no model weights ({SAFETENSORS_FILE} or pytorch_model.bin)"
+        )
+    log.info("%s has no safetensors weights: converting pytorch_model.bin", checkpoint)
+    try:
+        model = AutoModelForImageClassification.from_pretrained(checkpoint, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{checkpoint}: the weights cannot be loaded: {err}") from None
+    model.save_pretrained(folder)  # writes config.json and model.safetensors
+
+
+def _stage_code(folder: Path) -> Path:
+    """A copy of the deitkit package without bytecode caches, for the package's code/ folder."""
+    source = Path(deitkit.__file__).parent
+    target = folder / "deitkit"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return target

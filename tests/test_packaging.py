@@ -1,0 +1,264 @@
+"""`deitkit package`: layout, signature, pinned requirements, no pickles, and loading it back."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from deitkit.errors import ConfigError
+from deitkit.inference import Classifier, load_classifier, load_packaged, packaged_checkpoint
+from deitkit.packaging import RUNTIME_REQUIREMENTS, example_image_base64, package_model
+from deitkit.tasks import Task
+
+LABELS = ["blue", "green", "red"]
+PICKLE_SUFFIXES = {".pkl", ".pickle", ".bin", ".pt", ".pth", ".ckpt", ".joblib"}
+
+
+def png_base64(colour, size=(20, 20)) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+IMAGES = [png_base64((20, 40, 220)), png_base64((30, 200, 40)), png_base64((220, 30, 30))]
+
+
+def multilabel(folder: Path) -> Path:
+    config = json.loads((folder / "config.json").read_text())
+    config["problem_type"] = "multi_label_classification"
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory) -> tuple[Path, Path]:
+    """(checkpoint, package) of a tiny multiclass DeiT, with training leftovers in the folder."""
+    from conftest import save_tiny_checkpoint
+
+    root = tmp_path_factory.mktemp("package")
+    checkpoint = save_tiny_checkpoint(root / "model", labels=LABELS)
+    torch.save({"lr": 0.1}, checkpoint / "training_args.bin")
+    torch.save({"state": {}}, checkpoint / "optimizer.pt")
+    return checkpoint, package_model(checkpoint, root / "mlflow_model", threshold=0.4)
+
+
+def test_the_package_holds_safetensors_and_no_pickles(packaged):
+    _, model_dir = packaged
+    files = {p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()}
+
+    checkpoint = {f for f in files if f.startswith("artifacts/")}
+    assert checkpoint == {
+        "artifacts/checkpoint/config.json",
+        "artifacts/checkpoint/model.safetensors",
+        "artifacts/checkpoint/preprocessor_config.json",
+        "artifacts/checkpoint/deitkit.json",
+    }
+    assert not {f for f in files if Path(f).suffix in PICKLE_SUFFIXES}
+    assert not {f for f in files if "__pycache__" in f or f.endswith(".pyc")}
+    assert {"MLmodel", "requirements.txt", "pyfunc_model.py", "input_example.json"} <= files
+    assert "code/deitkit/inference/classifier.py" in files  # deitkit travels with the model
+    described = json.loads((model_dir / "artifacts/checkpoint/deitkit.json").read_text())
+    assert described["labels"] == LABELS and described["threshold"] == 0.4
+    assert described["task"] == "image-classification"
+
+
+def test_mlmodel_is_models_from_code_with_an_explicit_signature(packaged):
+    _, model_dir = packaged
+    spec = yaml.safe_load((model_dir / "MLmodel").read_text())
+    flavor = spec["flavors"]["python_function"]
+
+    assert flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"
+    assert "python_model" not in flavor  # no cloudpickled PythonModel
+    assert json.loads(spec["signature"]["inputs"]) == [
+        {"type": "string", "name": "image", "required": True}
+    ]
+    outputs = {c["name"]: c for c in json.loads(spec["signature"]["outputs"])}
+    assert outputs["probs"]["items"] == {"type": "double"}
+    assert outputs["labels"]["items"] == {"type": "string"}
+    params = {p["name"]: p for p in json.loads(spec["signature"]["params"])}
+    assert params["threshold"]["type"] == "double" and params["threshold"]["default"] == 0.4
+    assert params["top_k"]["type"] == "long" and params["top_k"]["default"] is None
+    assert spec["metadata"]["task"] == "image-classification"
+
+
+def test_requirements_are_pinned_to_the_installed_versions(packaged):
+    _, model_dir = packaged
+    lines = (model_dir / "requirements.txt").read_text().split()
+    pins = dict(line.split("==") for line in lines)
+
+    assert set(pins) == set(RUNTIME_REQUIREMENTS)
+    assert pins["torch"] == torch.__version__.split("+")[0]
+    assert pins["numpy"] == np.__version__ and pins["pandas"] == pd.__version__
+
+
+def test_the_input_example_is_a_small_png(packaged):
+    _, model_dir = packaged
+    example = json.loads((model_dir / "input_example.json").read_text())
+    assert example["columns"] == ["image"]
+    image = Image.open(io.BytesIO(base64.b64decode(example["data"][0][0])))
+    assert image.format == "PNG" and image.size == (16, 16)
+    assert example["data"][0][0] == example_image_base64()
+
+
+def test_pyfunc_predict_equals_the_classifier(packaged, monkeypatch):
+    import mlflow
+
+    checkpoint, model_dir = packaged
+    monkeypatch.setattr(sys, "path", list(sys.path))  # load_model prepends code/ to sys.path
+    pyfunc = mlflow.pyfunc.load_model(str(model_dir))
+    frame = pyfunc.predict(pd.DataFrame({"image": IMAGES}), params={"top_k": 2})
+
+    expected = Classifier.from_pretrained(checkpoint).predict_inputs(IMAGES)
+    assert list(frame.columns) == ["probs", "labels", "predicted"] and len(frame) == 3
+    for row, prediction in zip(frame.itertuples(), expected, strict=True):
+        assert list(row.labels) == LABELS
+        np.testing.assert_allclose(row.probs, prediction.probs, atol=1e-6)
+        assert list(row.predicted) == prediction.predicted(top_k=2)
+
+
+def test_pyfunc_reports_bad_input_by_image_index(packaged, monkeypatch):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    _, model_dir = packaged
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    pyfunc = mlflow.pyfunc.load_model(str(model_dir))
+    with pytest.raises(MlflowException, match=r"image 1: the text is not valid base64"):
+        pyfunc.predict(pd.DataFrame({"image": [IMAGES[0], "%%%"]}))
+    with pytest.raises(MlflowException, match=r"top_k must be an integer >= 1, got 0"):
+        pyfunc.predict(pd.DataFrame({"image": IMAGES}), params={"top_k": 0})
+
+
+def test_load_packaged_skips_mlflow_and_keeps_the_threshold(packaged):
+    checkpoint, model_dir = packaged
+    classifier = load_packaged(model_dir, dtype="float32")
+    assert classifier.threshold == 0.4 and classifier.labels == LABELS
+    assert packaged_checkpoint(model_dir) == (model_dir / "artifacts" / "checkpoint").resolve()
+    assert load_classifier(model_dir, dtype="float32").labels == LABELS
+    with pytest.raises(ConfigError, match="not a packaged model"):
+        load_packaged(checkpoint)
+
+
+@pytest.mark.slow
+def test_the_package_loads_in_a_fresh_process_with_pickle_disallowed(packaged, tmp_path):
+    checkpoint, model_dir = packaged
+    script = tmp_path / "load.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import json, pickle, sys
+            import torch
+
+            def refuse(*args, **kwargs):
+                raise RuntimeError("pickle deserialisation attempted")
+
+            class RefusingUnpickler(pickle.Unpickler):
+                load = refuse
+
+            pickle.load = pickle.loads = torch.load = refuse
+            pickle.Unpickler = RefusingUnpickler
+
+            import mlflow
+            import pandas as pd
+
+            model = mlflow.pyfunc.load_model(sys.argv[1])
+            frame = model.predict(pd.DataFrame({"image": json.loads(sys.argv[2])}))
+            import deitkit
+            print(json.dumps({"probs": frame["probs"].map(list).tolist(),
+                              "deitkit": deitkit.__file__}))
+            """
+        )
+    )
+    env = {**os.environ, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false", "PYTHONPATH": ""}
+    done = subprocess.run(
+        [sys.executable, str(script), str(model_dir), json.dumps(IMAGES)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # deitkit comes from the package's code/ folder, not from the installed copy.
+    assert Path(result["deitkit"]).is_relative_to(model_dir / "code")
+    expected = Classifier.from_pretrained(checkpoint).predict_inputs(IMAGES)
+    np.testing.assert_allclose(result["probs"], [p.probs for p in expected], atol=1e-6)
+
+
+def test_multilabel_package_applies_the_threshold_param(tiny_checkpoint, tmp_path, monkeypatch):
+    import mlflow
+
+    checkpoint = multilabel(tiny_checkpoint("vit", labels=LABELS))
+    model_dir = package_model(checkpoint, tmp_path / "pkg")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    pyfunc = mlflow.pyfunc.load_model(str(model_dir))
+
+    low = pyfunc.predict(pd.DataFrame({"image": IMAGES}), params={"threshold": 0.0})
+    high = pyfunc.predict(pd.DataFrame({"image": IMAGES}), params={"threshold": 1.0})
+    capped = pyfunc.predict(pd.DataFrame({"image": IMAGES}), params={"threshold": 0.0, "top_k": 1})
+
+    assert load_packaged(model_dir).task is Task.MULTILABEL
+    assert [sorted(p) for p in low["predicted"]] == [sorted(LABELS)] * 3
+    assert [list(p) for p in high["predicted"]] == [[], [], []]
+    for row in capped.itertuples():
+        assert list(row.predicted) == [LABELS[int(np.argmax(row.probs))]]
+
+
+def test_pickled_weights_are_converted_to_safetensors(tiny_checkpoint, tmp_path):
+    from safetensors.torch import load_file
+
+    checkpoint = tiny_checkpoint("deit", labels=LABELS)
+    expected = Classifier.from_pretrained(checkpoint, dtype="float32").predict_inputs(IMAGES)
+    torch.save(load_file(checkpoint / "model.safetensors"), checkpoint / "pytorch_model.bin")
+    (checkpoint / "model.safetensors").unlink()
+
+    model_dir = package_model(checkpoint, tmp_path / "pkg")
+
+    weights = model_dir / "artifacts" / "checkpoint"
+    assert (weights / "model.safetensors").is_file() and not list(weights.glob("*.bin"))
+    got = load_packaged(model_dir, dtype="float32").predict_inputs(IMAGES)
+    np.testing.assert_allclose([p.probs for p in got], [p.probs for p in expected], atol=1e-6)
+
+
+def test_an_existing_output_is_kept_unless_overwrite(packaged, tmp_path):
+    checkpoint, _ = packaged
+    output = tmp_path / "pkg"
+    output.mkdir()
+    (output / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="already exists; choose a new folder or pass --overwr"):
+        package_model(checkpoint, output)
+    assert (output / "keep.txt").read_text() == "mine"
+
+    package_model(checkpoint, output, overwrite=True)
+    assert (output / "MLmodel").is_file() and not (output / "keep.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["pkg"]  # no staging folder left behind
+
+
+def test_unusable_checkpoints_are_refused(tiny_checkpoint, tmp_path):
+    checkpoint = tiny_checkpoint("deit")
+    with pytest.raises(ConfigError, match=r"threshold must be a number in \[0, 1\], got 2"):
+        package_model(checkpoint, tmp_path / "a", threshold=2)
+    (checkpoint / "preprocessor_config.json").unlink()
+    with pytest.raises(ConfigError, match=r"has no preprocessor_config\.json"):
+        package_model(checkpoint, tmp_path / "b")
+    (checkpoint / "model.safetensors").unlink()
+    (checkpoint / "preprocessor_config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="has no model weights"):
+        package_model(checkpoint, tmp_path / "c")
+    with pytest.raises(ConfigError, match=r"no config\.json"):
+        package_model(tmp_path, tmp_path / "d")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
