@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import click
 
@@ -83,6 +84,8 @@ def finetune(**options) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result = run_finetune(FinetuneConfig(**options))
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, one summary (from rank 0) is enough
     keys = [k for k in result.metrics if k.startswith("eval_") or k.startswith("train_")]
     summary = {k: result.metrics[k] for k in keys if isinstance(result.metrics[k], float)}
     click.echo(json.dumps({**summary, "accelerator": result.metrics["accelerator"]}, indent=2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from importlib import resources
 from importlib.util import find_spec
 from pathlib import Path
@@ -10,7 +11,10 @@ from typing import Any
 
 from deitkit.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 SHIPPED_CONFIG = "deepspeed_zero1.json"
+_SHM_COMM_OP = "deepspeed_shm_comm"
 ZERO_STAGES = (0, 1, 2, 3)
 
 
@@ -71,3 +75,23 @@ def _check_stage(config: dict[str, Any], flag: str) -> None:
             f"{flag}: zero_optimization.stage {stage!r} is not one of "
             f"{', '.join(map(str, ZERO_STAGES))}"
         )
+
+
+def skip_cpu_inference_comm_build() -> None:
+    """On DeepSpeed's CPU accelerator, mark its shared-memory all-reduce op as unavailable.
+
+    DeepSpeed compiles that C++ op when its comm backend starts (a minute or more, the first
+    time, on a small machine), yet only inference all-reduce uses it: training all-reduces go
+    through torch.distributed (gloo on CPUs), and without the op inference falls back to it too.
+    Call in every process before the Trainer starts; a DeepSpeed without this hook only costs the
+    compile.
+    """
+    try:
+        import deepspeed.ops
+        from deepspeed.accelerator import get_accelerator
+
+        if get_accelerator().device_name() == "cpu":
+            # deepspeed.ops keeps one probed dict; its own comment says edits to it persist.
+            deepspeed.ops.__compatible_ops__[_SHM_COMM_OP] = False
+    except (ImportError, AttributeError, TypeError) as err:
+        log.debug("DeepSpeed shm comm op left as it is: %s", err)

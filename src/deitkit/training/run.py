@@ -32,7 +32,7 @@ from deitkit.training.checkpoints import (
 )
 from deitkit.training.config import OPTIMIZERS, SCHEDULERS, FinetuneConfig, resolve
 from deitkit.training.data import BatchCollator, DecodedImages, split_validation
-from deitkit.training.deepspeed import deepspeed_config
+from deitkit.training.deepspeed import deepspeed_config, skip_cpu_inference_comm_build
 from deitkit.training.loss import TaskLoss, auto_class_weights
 from deitkit.training.precision import resolve_precision
 from deitkit.training.progress import EpochSummary, QuietProgress
@@ -151,6 +151,8 @@ def training_arguments(
         logging_strategy="steps",
         logging_steps=max(1, min(50, steps_per_epoch // 4)),
         report_to=[],
+        # TaskLoss returns a per-batch mean; the Trainer must not rescale it by the world size.
+        average_tokens_across_devices=False,
         remove_unused_columns=False,
         label_names=["labels"],
         dataloader_num_workers=config.workers,
@@ -211,6 +213,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     args = training_arguments(
         config, n_train=len(train_set), precision=precision, accelerator=accelerator
     )
+    if args.deepspeed:
+        skip_cpu_inference_comm_build()
     tracker = MlflowTracker(
         out,
         {**config.to_dict(), "precision_resolved": precision.name, "accelerator": accelerator.name},
@@ -232,6 +236,9 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         compute_metrics=_metrics_fn(config.task, labels),
         callbacks=callbacks,
     )
+    # TaskLoss is a per-batch mean, so gradient accumulation must divide it (the Trainer assumes a
+    # compute_loss_func normalised by num_items_in_batch otherwise).
+    trainer.loss_is_scaled_for_ga = False
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(QuietProgress())
     resume_from = last_complete_checkpoint(out / CHECKPOINTS_DIR) if config.resume else None
@@ -255,8 +262,9 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         "n_train": len(train_set),
         "n_validation": len(eval_set),
     }
+    # Every rank calls save_model: under ZeRO-3 it gathers the shards; only rank 0 writes.
+    trainer.save_model(str(model_dir))
     if trainer.is_world_process_zero():
-        trainer.save_model(str(model_dir))
         (model_dir / CONFIG_NAME).write_text(json.dumps(transform.to_config(), indent=2) + "\n")
         (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         package_model(model_dir, out / MLFLOW_MODEL_DIR, overwrite=True)
