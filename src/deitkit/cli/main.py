@@ -12,6 +12,7 @@ from deitkit.cli.finetune import finetune
 from deitkit.cli.package import package
 from deitkit.cli.predict import predict
 from deitkit.cli.quickstart import quickstart
+from deitkit.cli.sku import sku
 from deitkit.errors import DeitkitError
 
 EXIT_USER_ERROR = 2
@@ -39,6 +40,7 @@ cli.add_command(finetune)
 cli.add_command(package)
 cli.add_command(predict)
 cli.add_command(quickstart)
+cli.add_command(sku)
 
 
 def main(argv: list[str] | None = None) -> None:
