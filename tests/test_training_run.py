@@ -118,3 +118,22 @@ def test_iou_metric_with_multiclass_fails_before_reading_data(tmp_path):
     with pytest.raises(ConfigError, match="iou"):
         _run("scratch:deit-tiny", tmp_path / "missing", tmp_path / "out", Task.MULTICLASS,
              metric_for_best_model="iou")  # fmt: skip
+
+
+def test_packaged_model_is_accepted_as_the_starting_model(
+    tiny_checkpoint, colour_folders, tmp_path
+):
+    from deitkit.packaging import package_model
+
+    packaged = package_model(tiny_checkpoint("vit"), tmp_path / "packaged")
+    result = _run(packaged, colour_folders, tmp_path / "out", Task.MULTICLASS, epochs=1)
+    assert (
+        AutoModelForImageClassification.from_pretrained(result.model_dir).config.model_type == "vit"
+    )
+
+
+def test_azureml_tracking_uri_without_its_plugin_falls_back_to_the_output(monkeypatch, tmp_path):
+    from deitkit.training.tracking import tracking_uri
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "azureml://eastus.api.azureml.ms/mlflow/v1.0/x")
+    assert tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"

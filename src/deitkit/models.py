@@ -59,6 +59,11 @@ def parse_model_ref(ref: str) -> ModelSource:
             )
         return ModelSource(ref, "scratch", arch, _parse_overrides(ref, extra))
     path = Path(ref).expanduser()
+    if path.is_dir() and (path / "MLmodel").is_file():
+        # A packaged model (Azure's mlflow_model input): fine-tune the checkpoint inside it.
+        from deitkit.inference.packaged import packaged_checkpoint
+
+        return ModelSource(str(packaged_checkpoint(path)), "local")
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ConfigError(f"--model {ref!r} is a folder without config.json")

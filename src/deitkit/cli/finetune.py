@@ -8,13 +8,58 @@ import os
 
 import click
 
+from deitkit.errors import ConfigError
 from deitkit.tasks import Task
 from deitkit.training.config import CLASS_WEIGHTS, OPTIMIZERS, PRECISIONS, SCHEDULERS
 
 
+class _Switch(click.Option):
+    """`--x` / `--no-x`, and `--x true|false` as well: Azure ML passes boolean inputs as values."""
+
+    def __init__(self, decls, **kwargs):
+        (flag,) = decls
+        kwargs.update(type=click.BOOL, is_flag=False, flag_value=True, metavar="[true|false]")
+        super().__init__([flag], **kwargs)
+        self.secondary_opts = ["--no-" + flag.removeprefix("--")]
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        return record and (f"{self.opts[0]} [true|false] / {self.secondary_opts[0]}", record[1])
+
+    def add_to_parser(self, parser, ctx: click.Context) -> None:
+        super().add_to_parser(parser, ctx)
+        parser.add_option(
+            obj=self, opts=self.secondary_opts, dest=self.name, action="store_const", const="false"
+        )
+
+
 def _bool_flag(name: str, default: bool, help: str):
-    """A `--x/--no-x` switch."""
-    return click.option(f"--{name}/--no-{name}", default=default, show_default=True, help=help)
+    """A switch: `--x`, `--no-x`, or `--x VALUE` with VALUE true/false (any case, 1/0, yes/no)."""
+    return click.option(f"--{name}", cls=_Switch, default=default, show_default=True, help=help)
+
+
+def _square_size(image_size: int | None, width: int | None, height: int | None) -> int | None:
+    """One square input size from `--image-size` and Azure's `--image-width`/`--image-height`.
+
+    As in Azure ML, -1 for either side means the checkpoint's own size for both.
+    """
+    sides = [v for v in (width, height) if v is not None]
+    if not sides:
+        return image_size
+    if -1 in sides:
+        size = -1
+    elif len(set(sides)) > 1:
+        raise ConfigError(
+            f"--image-width {width} and --image-height {height} differ; deitkit trains square "
+            "inputs, so give them the same value (or -1 for the checkpoint's own size)"
+        )
+    else:
+        size = sides[0]
+    if image_size is not None and image_size != size:
+        raise ConfigError(
+            f"--image-size {image_size} disagrees with --image-width/--image-height ({size})"
+        )
+    return size
 
 
 @click.command()
@@ -31,6 +76,8 @@ def _bool_flag(name: str, default: bool, help: str):
 )
 @click.option("--output", required=True, help="Output folder (re-running resumes from it).")
 @click.option("--image-size", type=int, default=None, help="Input size; -1 = the checkpoint's own.")
+@click.option("--image-width", type=int, default=None, help="Azure's image_width (= height).")
+@click.option("--image-height", type=int, default=None, help="Azure's image_height (= width).")
 @click.option("--epochs", type=int, default=15, show_default=True)
 @click.option("--train-batch-size", type=int, default=None, help="Default 60 DeiT, 72 ViT/BEiT.")
 @click.option("--validation-batch-size", type=int, default=None)
@@ -83,6 +130,8 @@ def finetune(**options) -> None:
     from deitkit.training.run import finetune as run_finetune
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    width, height = options.pop("image_width"), options.pop("image_height")
+    options["image_size"] = _square_size(options["image_size"], width, height)
     result = run_finetune(FinetuneConfig(**options))
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, one summary (from rank 0) is enough

@@ -7,6 +7,8 @@ import sys
 import click
 
 from deitkit import __version__
+from deitkit.cli.assets import assets
+from deitkit.cli.azure import azure
 from deitkit.cli.data import data
 from deitkit.cli.finetune import finetune
 from deitkit.cli.package import package
@@ -35,6 +37,8 @@ def cli() -> None:
     """Fine-tune, check and deploy DeiT-family image classifiers — locally first, then Azure ML."""
 
 
+cli.add_command(assets)
+cli.add_command(azure)
 cli.add_command(data)
 cli.add_command(finetune)
 cli.add_command(package)

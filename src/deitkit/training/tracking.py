@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -19,9 +20,22 @@ log = logging.getLogger(__name__)
 EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "deitkit-finetune")
 
 
+def configured_uri() -> str | None:
+    """MLFLOW_TRACKING_URI when MLflow can use it here.
+
+    Azure ML jobs set an `azureml://` URI, which needs the azureml-mlflow plugin; its releases
+    pin older mlflow versions, so without it runs are logged locally instead of failing.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri and uri.startswith("azureml:") and importlib.util.find_spec("azureml.mlflow") is None:
+        log.warning("MLFLOW_TRACKING_URI %s needs azureml-mlflow; logging to OUT instead", uri)
+        return None
+    return uri or None
+
+
 def tracking_uri(output_dir: Path) -> str:
     """The store runs are logged to: the environment's, else a SQLite file inside OUT."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{output_dir.resolve()}/mlflow.db"
+    return configured_uri() or f"sqlite:///{output_dir.resolve()}/mlflow.db"
 
 
 class MlflowTracker(TrainerCallback):
@@ -43,7 +57,7 @@ class MlflowTracker(TrainerCallback):
         experiment = client.get_experiment_by_name(EXPERIMENT)
         if experiment is None:
             location = None
-            if "MLFLOW_TRACKING_URI" not in os.environ:
+            if configured_uri() is None:
                 location = (self.output_dir / "mlartifacts").resolve().as_uri()
             experiment_id = client.create_experiment(EXPERIMENT, artifact_location=location)
         else:

@@ -1,0 +1,316 @@
+"""`deitkit azure`: fine-tune, register, deploy and invoke on Azure ML, each SKU-gated first."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from deitkit.assets_manifest import Manifest, load_manifest
+from deitkit.azure import entities, pipeline, submit
+from deitkit.azure import workspace as ws
+from deitkit.errors import ConfigError
+from deitkit.skus import DEFAULT_MODEL, Purpose, SkuCheck, check_sku
+from deitkit.tasks import Task
+
+
+@click.group()
+def azure() -> None:
+    """Submit fine-tuning, register models and deploy endpoints on Azure ML (azure-ai-ml)."""
+    # azure-ai-ml logs a warning per experimental schema class it builds, none about our use.
+    logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
+
+
+def _options(*, assets: bool = True, dry_run: bool = True) -> Callable:
+    """The workspace options; with `assets`, the manifest and the SKU gate's model; --dry-run."""
+
+    def decorate(command: Callable) -> Callable:
+        options = [
+            click.option("--subscription", default=None, help="Azure subscription id."),
+            click.option("--resource-group", default=None, help="Resource group of the workspace."),
+            click.option("--workspace", default=None, help="Azure ML workspace name."),
+            click.option(
+                "--config",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                default=None,
+                help="Workspace config.json (default: found like MLClient.from_config).",
+            ),
+        ]
+        if assets:
+            options.append(
+                click.option(
+                    "--manifest",
+                    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                    default=None,
+                    help="Asset manifest (default: the repository's assets.yaml).",
+                )
+            )
+            options.append(
+                click.option(
+                    "--sku-model",
+                    default=DEFAULT_MODEL,
+                    show_default=True,
+                    help="Model asset whose SKU allow-list gates --instance-type.",
+                )
+            )
+        if dry_run:
+            options.append(
+                click.option(
+                    "--dry-run", is_flag=True, help="Print the entities as YAML; call nothing."
+                )
+            )
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _client(kw: dict[str, Any]) -> Any:
+    """The MLClient for the workspace the flags or config.json name (first network use later)."""
+    workspace = ws.resolve_workspace(
+        subscription=kw["subscription"],
+        resource_group=kw["resource_group"],
+        workspace=kw["workspace"],
+        config=kw["config"],
+    )
+    return ws.connect(workspace)
+
+
+def _gate(size: str, purpose: Purpose, *, model: str, manifest: Manifest) -> SkuCheck:
+    """The SKU gate: the passed check (`.size` is the catalog's entry), or SkuNotAllowedError."""
+    check = check_sku(size, purpose, model=model, manifest=manifest)
+    check.raise_if_denied()
+    return check
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {value!r}: expected NAME=VALUE")
+        pairs[key] = rest
+    return pairs
+
+
+def _echo_lines(func: Callable) -> Callable:
+    """Echo the lines the command returns: YAML documents (dry run) or what was done."""
+
+    @functools.wraps(func)
+    def wrapper(**kw: Any) -> None:
+        for line in func(**kw) or ():
+            click.echo(line.rstrip("\n"))
+
+    return wrapper
+
+
+@azure.command()
+@click.option(
+    "--task",
+    type=click.Choice([t.value for t in Task]),
+    default=Task.MULTICLASS.value,
+    show_default=True,
+    help="Picks the pipeline component.",
+)
+@click.option("--training-data", required=True, help="MLTable folder, or an azureml: / URI.")
+@click.option("--validation-data", default=None, help="Same forms as --training-data.")
+@click.option("--test-data", default=None, help="Evaluation data (default: --validation-data).")
+@click.option("--model-name", default=None, help="Model to fine-tune (pipeline input model_name).")
+@click.option("--instance-type", required=True, help="VM size of the model's steps (SKU-gated).")
+@click.option(
+    "--compute", default=None, help="Cluster to run on (created when missing); default serverless."
+)
+@click.option("--instance-count", type=int, default=None, help="Nodes for distributed training.")
+@click.option("--set", "settings", multiple=True, help="NAME=VALUE for any other pipeline input.")
+@click.option("--experiment", default=pipeline.DEFAULT_EXPERIMENT, show_default=True)
+@_options()
+@_echo_lines
+def finetune(**kw: Any):
+    """Submit the fine-tuning pipeline job for --task."""
+    manifest = load_manifest(kw["manifest"])
+    check = _gate(kw["instance_type"], Purpose.FINETUNE, model=kw["sku_model"], manifest=manifest)
+    path = pipeline.pipeline_component_path(Task(kw["task"]), manifest)
+    component = pipeline.load_pipeline_component(path)
+    for purpose in pipeline.gated_purposes(component):  # evaluation runs on the same size
+        _gate(check.size.name, purpose, model=kw["sku_model"], manifest=manifest)
+    request = pipeline.FinetuneRequest(
+        task=Task(kw["task"]),
+        training_data=kw["training_data"],
+        validation_data=kw["validation_data"],
+        test_data=kw["test_data"],
+        model_name=kw["model_name"],
+        compute=kw["compute"],
+        instance_type=check.size.name,
+        instance_count=kw["instance_count"],
+        gpus_per_instance=check.size.gpus,
+        inputs=_pairs(kw["settings"], "--set"),
+        experiment_name=kw["experiment"],
+    )
+    document = pipeline.finetune_job_document(request, path, component)
+    job = pipeline.load_finetune_job(document)
+    cluster = None
+    if request.compute:
+        cluster = entities.compute_cluster(
+            request.compute, size=request.instance_type, max_instances=request.instance_count or 1
+        )
+    if kw["dry_run"]:
+        return [entities.to_yaml([d for d in (cluster, document) if d is not None])]
+    client = _client(kw)
+    if cluster is not None:
+        submit.ensure_compute(client, cluster)
+    submitted = submit.submit_job(client, job, experiment_name=request.experiment_name)
+    return [f"submitted job {submitted.name}", f"studio: {submitted.studio_url}"]
+
+
+@azure.command("register-model")
+@click.option(
+    "--path",
+    "model_path",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="MLflow model folder (deitkit package writes one).",
+)
+@click.option("--name", required=True, help="Model name in the workspace.")
+@click.option("--version", default=None, help="Default: the next version.")
+@click.option("--description", default=None)
+@click.option("--tag", "tags", multiple=True, help="KEY=VALUE (repeatable).")
+@_options(assets=False)
+@_echo_lines
+def register_model(**kw: Any):
+    """Register a packaged MLflow model folder as an mlflow_model asset."""
+    model = entities.mlflow_model(
+        kw["model_path"],
+        name=kw["name"],
+        version=kw["version"],
+        description=kw["description"],
+        tags=_pairs(kw["tags"], "--tag"),
+    )
+    if kw["dry_run"]:
+        return [entities.to_yaml([model])]
+    registered = submit.register_model(_client(kw), model)
+    return [f"registered azureml:{registered.name}:{registered.version}"]
+
+
+@azure.command("deploy-online")
+@click.option("--endpoint", required=True, help="Online endpoint name (created when missing).")
+@click.option("--model", required=True, help="azureml:NAME:VERSION or an MLflow model folder.")
+@click.option("--deployment", default=None, help="Deployment name (default: deployment.yml's).")
+@click.option("--instance-type", default=None, help="VM size (default: deployment.yml's).")
+@click.option("--instance-count", type=int, default=None, help="Default: deployment.yml's.")
+@_options()
+@_echo_lines
+def deploy_online(**kw: Any):
+    """Create the online endpoint and deployment and route all traffic to the deployment."""
+    manifest = load_manifest(kw["manifest"])
+    folder = entities.asset_folder(entities.ONLINE_ASSET, manifest)
+    endpoint = entities.online_endpoint(folder, name=kw["endpoint"])
+    deployment = entities.online_deployment(
+        folder,
+        endpoint=endpoint.name,
+        model=entities.model_reference(kw["model"]),
+        name=kw["deployment"],
+        instance_type=kw["instance_type"],
+        instance_count=kw["instance_count"],
+    )
+    if not deployment.instance_type:
+        raise ConfigError(f"{folder / entities.DEPLOYMENT_FILE} sets no instance_type; pass one")
+    check = _gate(
+        deployment.instance_type, Purpose.INFERENCE, model=kw["sku_model"], manifest=manifest
+    )
+    deployment.instance_type = check.size.name
+    if kw["dry_run"]:
+        endpoint.traffic = {deployment.name: submit.FULL_TRAFFIC}
+        return [entities.to_yaml([endpoint, deployment])]
+    result = submit.deploy_online(_client(kw), endpoint, deployment)
+    return [
+        f"deployed {deployment.name} to {endpoint.name} (100% of traffic)",
+        f"scoring uri: {getattr(result, 'scoring_uri', None)}",
+    ]
+
+
+@azure.command("deploy-batch")
+@click.option("--endpoint", required=True, help="Batch endpoint name (created when missing).")
+@click.option("--model", required=True, help="azureml:NAME:VERSION or an MLflow model folder.")
+@click.option("--compute", default=None, help="Cluster (default: deployment.yml's; created).")
+@click.option(
+    "--instance-type",
+    default=None,
+    help=f"VM size of the cluster (default: deployment.yml's {entities.COMPUTE_SIZE_TAG} tag).",
+)
+@click.option("--deployment", default=None, help="Deployment name (default: deployment.yml's).")
+@click.option("--instance-count", type=int, default=None, help="Nodes per scoring job.")
+@click.option("--max-instances", type=int, default=entities.BATCH_MAX_INSTANCES, show_default=True)
+@_options()
+@_echo_lines
+def deploy_batch(**kw: Any):
+    """Create the compute cluster, batch endpoint and deployment; make it the default."""
+    manifest = load_manifest(kw["manifest"])
+    folder = entities.asset_folder(entities.BATCH_ASSET, manifest)
+    endpoint = entities.batch_endpoint(folder, name=kw["endpoint"])
+    deployment = entities.batch_deployment(
+        folder,
+        endpoint=endpoint.name,
+        model=entities.model_reference(kw["model"]),
+        compute=kw["compute"],
+        name=kw["deployment"],
+        instance_count=kw["instance_count"],
+    )
+    tags = deployment.tags if deployment.tags is not None else {}
+    size = kw["instance_type"] or tags.get(entities.COMPUTE_SIZE_TAG)
+    if not size:
+        raise ConfigError(
+            f"{folder / entities.DEPLOYMENT_FILE} has no {entities.COMPUTE_SIZE_TAG} tag; "
+            "pass --instance-type"
+        )
+    check = _gate(size, Purpose.INFERENCE, model=kw["sku_model"], manifest=manifest)
+    instance_type = check.size.name
+    deployment.tags = {**tags, entities.COMPUTE_SIZE_TAG: instance_type}
+    count = deployment.resources.instance_count if deployment.resources else None
+    if count is not None and count > kw["max_instances"]:
+        raise ConfigError(
+            f"--instance-count {count} exceeds the cluster's --max-instances {kw['max_instances']}"
+        )
+    cluster = entities.compute_cluster(
+        deployment.compute, size=instance_type, max_instances=kw["max_instances"]
+    )
+    if kw["dry_run"]:
+        endpoint.defaults = {"deployment_name": deployment.name}
+        return [entities.to_yaml([cluster, endpoint, deployment])]
+    submit.deploy_batch(_client(kw), endpoint, deployment, cluster)
+    return [f"deployed {deployment.name} as the default of batch endpoint {endpoint.name}"]
+
+
+@azure.command("invoke-online")
+@click.option("--endpoint", required=True)
+@click.option(
+    "--request",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON request body (see docs: input_data, dataframe_split, ...).",
+)
+@click.option("--deployment", default=None, help="Default: as the endpoint's traffic routes.")
+@_options(assets=False, dry_run=False)
+@_echo_lines
+def invoke_online(**kw: Any):
+    """Score the JSON body in --request on the online endpoint; print the response."""
+    request = submit.read_request(kw["request"])
+    client = _client(kw)
+    return [submit.invoke_online(client, kw["endpoint"], request, deployment=kw["deployment"])]
+
+
+@azure.command("invoke-batch")
+@click.option("--endpoint", required=True)
+@click.option("--input", "data", required=True, help="Image folder, CSV file, or a URI.")
+@click.option("--deployment", default=None, help="Default: the endpoint's default deployment.")
+@_options(assets=False, dry_run=False)
+@_echo_lines
+def invoke_batch(**kw: Any):
+    """Start a batch scoring job on the endpoint; print the job name."""
+    data = submit.batch_input(kw["data"])
+    job = submit.invoke_batch(_client(kw), kw["endpoint"], data, deployment=kw["deployment"])
+    return [f"started batch job {job.name}", f"studio: {getattr(job, 'studio_url', None)}"]
