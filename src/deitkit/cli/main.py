@@ -14,6 +14,7 @@ from deitkit.cli.finetune import finetune
 from deitkit.cli.package import package
 from deitkit.cli.predict import predict
 from deitkit.cli.quickstart import quickstart
+from deitkit.cli.serve import serve
 from deitkit.cli.sku import sku
 from deitkit.errors import DeitkitError
 
@@ -44,6 +45,7 @@ cli.add_command(finetune)
 cli.add_command(package)
 cli.add_command(predict)
 cli.add_command(quickstart)
+cli.add_command(serve)
 cli.add_command(sku)
 
 

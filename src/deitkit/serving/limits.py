@@ -1,0 +1,77 @@
+"""What one scoring request may hold: body bytes, images, and URL download size and time."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+from deitkit.errors import ConfigError
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """Caps checked on every request before any model work.
+
+    Attributes:
+        max_body_bytes: Largest request body. 32 MiB holds 64 base64 photos of about 370 KB
+            each; Azure's own front end stops bodies at 100 MB.
+        max_images: Most images in one request. 64 keeps one request's decoding and scoring
+            well under Azure's 90 s request timeout on a 4-core CPU.
+        url_max_bytes: Largest image downloaded from a URL (20 MiB covers a 50 MP JPEG).
+        url_timeout: Seconds one URL download may take in all: connect, redirects, body.
+    """
+
+    max_body_bytes: int = 32 * MIB
+    max_images: int = 64
+    url_max_bytes: int = 20 * MIB
+    url_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_images", "url_max_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"ServingLimits.{name} must be an integer >= 1, got {value!r}")
+        timeout = self.url_timeout
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise ConfigError(f"ServingLimits.url_timeout must be seconds > 0, got {timeout!r}")
+
+
+# Field → environment variable; each one overrides the default when set and non-empty.
+ENV_NAMES = {
+    "max_body_bytes": "DEITKIT_MAX_BODY_BYTES",
+    "max_images": "DEITKIT_MAX_IMAGES",
+    "url_max_bytes": "DEITKIT_URL_MAX_BYTES",
+    "url_timeout": "DEITKIT_URL_TIMEOUT",
+}
+
+
+def serving_limits_from_env() -> ServingLimits:
+    """ServingLimits with each field read from its variable in `ENV_NAMES` when set.
+
+    Raises:
+        ConfigError: a variable is not a positive number (an integer for byte and image
+            counts), naming the variable and its value.
+    """
+    values: dict[str, int | float] = {}
+    for field, name in ENV_NAMES.items():
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            continue
+        number: int | float | None
+        try:
+            number = float(raw) if field == "url_timeout" else int(raw)
+        except ValueError:
+            number = None
+        if number is None or not math.isfinite(number) or number <= 0:
+            kind = "a number of seconds > 0" if field == "url_timeout" else "an integer >= 1"
+            raise ConfigError(f"{name}={raw!r} is invalid: expected {kind}")
+        values[field] = number
+    return ServingLimits(**values)

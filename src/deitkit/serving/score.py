@@ -1,0 +1,226 @@
+"""azmlinfsrv entry script: `init()` loads the model once per worker; `run()` answers /score."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from azureml_inference_server_http.api.aml_request import rawhttp
+from azureml_inference_server_http.api.aml_response import AMLResponse
+from PIL import Image
+from werkzeug.exceptions import HTTPException
+
+from deitkit.errors import ConfigError, DeitkitError
+from deitkit.inference import Classifier, FetchUrl, decode_input, load_classifier
+from deitkit.inference.checkpoint import CONFIG_FILE
+from deitkit.inference.packaged import MLMODEL_FILE
+from deitkit.serving.limits import ServingLimits, serving_limits_from_env
+from deitkit.serving.payload import (
+    RequestError,
+    ScoringRequest,
+    format_response,
+    parse_request,
+)
+from deitkit.serving.urls import UrlFetcher
+
+log = logging.getLogger("deitkit.serving")
+
+MODEL_DIR_ENV = "AZUREML_MODEL_DIR"
+# Azure mounts a registered model one folder down: $AZUREML_MODEL_DIR/<model-folder>/MLmodel.
+MODEL_SEARCH_DEPTH = 2
+# Parallel URL downloads per request: 64 slow URLs at 10 s each would otherwise outlast the
+# worker timeout (300 s) and Azure's request timeout (90 s).
+URL_WORKERS = 8
+_READ_CHUNK = 1024 * 1024
+
+
+def find_model(root: str | Path) -> Path:
+    """The model folder at or under `root`: a packaged model (MLmodel) or a checkpoint.
+
+    `root` itself wins; otherwise its subfolders, then theirs, are searched, preferring a
+    packaged model to a checkpoint at the same depth.
+
+    Raises:
+        ConfigError: nothing usable is found, or more than one at the first depth with any.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: the model folder does not exist or is not a folder")
+    level = [root]
+    for _ in range(MODEL_SEARCH_DEPTH + 1):
+        for marker in (MLMODEL_FILE, CONFIG_FILE):
+            found = [folder for folder in level if (folder / marker).is_file()]
+            if len(found) == 1:
+                return found[0]
+            if found:
+                raise ConfigError(
+                    f"{root}: holds several models ({', '.join(str(f) for f in found)}); "
+                    "point it at one of them"
+                )
+        level = sorted(child for folder in level for child in folder.iterdir() if child.is_dir())
+    raise ConfigError(
+        f"{root}: no packaged model ({MLMODEL_FILE}) or checkpoint ({CONFIG_FILE}) in it or "
+        f"{MODEL_SEARCH_DEPTH} folders below it"
+    )
+
+
+class Scorer:
+    """Answers scoring requests with one loaded Classifier.
+
+    Args:
+        classifier: The model, loaded once.
+        limits: Request caps; None: `serving_limits_from_env()`.
+        fetch_url: Downloads URL inputs; None: a `UrlFetcher` with `limits`.
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        limits: ServingLimits | None = None,
+        fetch_url: FetchUrl | None = None,
+    ):
+        self.classifier = classifier
+        self.limits = limits if limits is not None else serving_limits_from_env()
+        self.fetch_url = fetch_url if fetch_url is not None else UrlFetcher.from_limits(self.limits)
+
+    @classmethod
+    def from_environment(cls) -> Scorer:
+        """Load the model under `$AZUREML_MODEL_DIR`, with limits from the environment.
+
+        Raises:
+            ConfigError: the variable is unset, no model is found, or a limit is invalid.
+        """
+        root = os.environ.get(MODEL_DIR_ENV, "").strip()
+        if not root:
+            raise ConfigError(f"{MODEL_DIR_ENV} is not set; it must name the model folder")
+        model = find_model(root)
+        limits = serving_limits_from_env()
+        fetcher = UrlFetcher.from_limits(limits)
+        classifier = load_classifier(model, fetch_url=fetcher)
+        log.info(
+            "deitkit scorer ready: %s, %s (%d labels), at most %d images and %d body bytes",
+            model,
+            classifier.task.value,
+            len(classifier.labels),
+            limits.max_images,
+            limits.max_body_bytes,
+        )
+        return cls(classifier, limits=limits, fetch_url=fetcher)
+
+    def handle(self, request: Any) -> AMLResponse:
+        """Answer one Flask request: 200 with the predictions, or 4xx with `{"message": ...}`."""
+        try:
+            if request.method != "POST":
+                raise RequestError("use POST with a JSON body", status=405)
+            body = read_json_body(request, self.limits.max_body_bytes)
+            scoring = parse_request(body, max_images=self.limits.max_images)
+            answer = self.score(scoring)
+        except RequestError as err:
+            return _error(err.status, str(err))
+        except DeitkitError as err:
+            return _error(400, str(err))
+        return AMLResponse(answer, 200, json_str=True)
+
+    def score(self, scoring: ScoringRequest) -> Any:
+        """Decode every image (the first bad one refuses the request) and predict them."""
+        images = self.decode(scoring.images)
+        return format_response(scoring, self.classifier.predict(images))
+
+    def decode(self, values: list[Any]) -> list[Image.Image]:
+        """Decode the inputs in order; URLs are downloaded in parallel first.
+
+        Raises:
+            ImageError: `image <index>: why`, for the first input that cannot be used.
+        """
+        urls = [i for i, value in enumerate(values) if _is_http_url(value)]
+        if not urls:
+            return self.classifier.decode_inputs(values)
+        pool = ThreadPoolExecutor(max_workers=min(URL_WORKERS, len(urls)))
+        downloads: dict[int, Future[bytes]] = {
+            i: pool.submit(self.fetch_url, values[i].strip()) for i in urls
+        }
+        try:
+            images = []
+            for index, value in enumerate(values):
+                download = downloads.get(index)
+                images.append(
+                    decode_input(
+                        value,
+                        source=f"image {index}",
+                        limits=self.classifier.limits,
+                        min_size=self.classifier.transform.decode_hint,
+                        fetch_url=None if download is None else lambda _url, d=download: d.result(),
+                    )
+                )
+                downloads.pop(index, None)  # frees the bytes once decoded
+            return images
+        finally:
+            # After an error, answer at once: queued downloads are dropped, running ones end
+            # within the URL timeout on their own.
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def read_json_body(request: Any, max_bytes: int) -> Any:
+    """The request's JSON body, refusing a non-JSON type (415) or more than `max_bytes` (413).
+
+    The size is checked from Content-Length before reading and again while reading, so a body
+    without (or with a false) Content-Length cannot exceed the cap either.
+    """
+    mimetype = (request.mimetype or "").lower()
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise RequestError(
+            f"Content-Type must be application/json, got {mimetype or 'none'}", status=415
+        )
+    too_large = f"more than the limit of {max_bytes:,} bytes (DEITKIT_MAX_BODY_BYTES)"
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise RequestError(f"the body is {request.content_length:,} bytes, {too_large}", 413)
+    chunks, size = [], 0
+    try:
+        while chunk := request.stream.read(min(_READ_CHUNK, max_bytes + 1 - size)):
+            size += len(chunk)
+            if size > max_bytes:
+                raise RequestError(f"the body is {too_large}", 413)
+            chunks.append(chunk)
+    except HTTPException as err:  # werkzeug: the client sent less than its Content-Length
+        raise RequestError(f"the body could not be read: {err.description}") from None
+    data = b"".join(chunks)
+    if not data.strip():
+        raise RequestError("the body is empty; expected a JSON object")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError
+        raise RequestError(f"the body is not valid JSON: {err}") from None
+
+
+def _is_http_url(value: Any) -> bool:
+    return isinstance(value, str) and value.lstrip()[:8].lower().startswith(("http://", "https://"))
+
+
+def _error(status: int, message: str) -> AMLResponse:
+    log.info("refused with %d: %s", status, message)
+    return AMLResponse({"message": message}, status, json_str=True)
+
+
+_scorer: Scorer | None = None
+
+
+def init() -> None:
+    """Load the model once (azmlinfsrv calls this in each worker before any request)."""
+    global _scorer
+    _scorer = Scorer.from_environment()
+
+
+@rawhttp
+def run(request: Any) -> AMLResponse:
+    """Answer one request to /score (azmlinfsrv passes the Flask request: `@rawhttp`)."""
+    if _scorer is None:
+        raise RuntimeError("init() has not run")
+    return _scorer.handle(request)
+
+
+__all__ = ["Scorer", "find_model", "init", "read_json_body", "run"]

@@ -1,0 +1,56 @@
+"""Serving limits: defaults, environment overrides, and invalid values named."""
+
+from __future__ import annotations
+
+import pytest
+
+from deitkit.errors import ConfigError
+from deitkit.serving.limits import ENV_NAMES, MIB, ServingLimits, serving_limits_from_env
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in ENV_NAMES.values():
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_match_the_documented_caps():
+    limits = serving_limits_from_env()
+    assert limits == ServingLimits()
+    assert (limits.max_body_bytes, limits.max_images) == (32 * MIB, 64)
+    assert (limits.url_max_bytes, limits.url_timeout) == (20 * MIB, 10.0)
+
+
+def test_environment_variables_override_each_cap(monkeypatch):
+    monkeypatch.setenv("DEITKIT_MAX_BODY_BYTES", "1000")
+    monkeypatch.setenv("DEITKIT_MAX_IMAGES", " 3 ")
+    monkeypatch.setenv("DEITKIT_URL_MAX_BYTES", "2048")
+    monkeypatch.setenv("DEITKIT_URL_TIMEOUT", "2.5")
+    assert serving_limits_from_env() == ServingLimits(1000, 3, 2048, 2.5)
+    monkeypatch.setenv("DEITKIT_MAX_IMAGES", "")  # empty keeps the default
+    assert serving_limits_from_env().max_images == 64
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("DEITKIT_MAX_BODY_BYTES", "32MB"),
+        ("DEITKIT_MAX_IMAGES", "0"),
+        ("DEITKIT_MAX_IMAGES", "2.5"),
+        ("DEITKIT_URL_MAX_BYTES", "-1"),
+        ("DEITKIT_URL_TIMEOUT", "0"),
+        ("DEITKIT_URL_TIMEOUT", "nan"),
+        ("DEITKIT_URL_TIMEOUT", "soon"),
+    ],
+)
+def test_invalid_values_name_the_variable(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"{name}={value!r} is invalid"):
+        serving_limits_from_env()
+
+
+def test_limits_check_their_own_fields():
+    with pytest.raises(ConfigError, match="max_images must be an integer >= 1"):
+        ServingLimits(max_images=0)
+    with pytest.raises(ConfigError, match="url_timeout must be seconds > 0"):
+        ServingLimits(url_timeout=float("inf"))
