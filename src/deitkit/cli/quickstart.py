@@ -16,7 +16,7 @@ MARKER = ".deitkit-quickstart"
 QUICKSTART_MODEL = "scratch:deit-tiny:patch_size=8,num_hidden_layers=6"
 QUICKSTART_TRAINING = {
     Task.MULTICLASS: {"image_size": 32, "epochs": 30},
-    Task.MULTILABEL: {"image_size": 48, "epochs": 12},
+    Task.MULTILABEL: {"image_size": 32, "epochs": 25},
 }
 COMMON_TRAINING = {
     "train_batch_size": 32,
