@@ -8,8 +8,10 @@ import click
 
 from deitkit import __version__
 from deitkit.cli.assets import assets
+from deitkit.cli.batch_score import batch_score
 from deitkit.cli.azure import azure
 from deitkit.cli.data import data
+from deitkit.cli.evaluate import evaluate
 from deitkit.cli.finetune import finetune
 from deitkit.cli.package import package
 from deitkit.cli.predict import predict
@@ -40,7 +42,9 @@ def cli() -> None:
 
 cli.add_command(assets)
 cli.add_command(azure)
+cli.add_command(batch_score)
 cli.add_command(data)
+cli.add_command(evaluate)
 cli.add_command(finetune)
 cli.add_command(package)
 cli.add_command(predict)

@@ -1,0 +1,95 @@
+"""`deitkit evaluate` from the command line: summary, output folder, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from deitkit.cli.evaluate import evaluate
+from deitkit.errors import DataError
+from deitkit.metrics import METRIC_NAMES
+from deitkit.tasks import Task
+
+LABELS = ["blue", "green", "red"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A packaged tiny multiclass model."""
+    from conftest import save_tiny_checkpoint
+
+    from deitkit.packaging import package_model
+
+    root = tmp_path_factory.mktemp("model")
+    return package_model(save_tiny_checkpoint(root / "ckpt", labels=LABELS), root / "mlflow_model")
+
+
+@pytest.fixture(scope="module")
+def multilabel_dir(tmp_path_factory) -> Path:
+    """A tiny multilabel checkpoint folder (problem_type multi_label_classification)."""
+    from conftest import save_tiny_checkpoint
+
+    folder = save_tiny_checkpoint(tmp_path_factory.mktemp("multilabel"), labels=LABELS)
+    config = json.loads((folder / "config.json").read_text())
+    config["problem_type"] = "multi_label_classification"
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def run(*args):
+    return CliRunner().invoke(evaluate, [str(a) for a in args])
+
+
+def test_evaluate_prints_the_primary_metric_and_writes_the_folder(
+    model_dir, colour_folders, tmp_path
+):
+    out = tmp_path / "evaluation"
+
+    result = run("--model", model_dir, "--data", colour_folders, "--output", out)
+
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics) == list(METRIC_NAMES[Task.MULTICLASS])
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["task", "image-classification", "(3"]
+    assert lines[1].split() == ["images", "24", "scored"]
+    assert lines[2].split() == ["accuracy", f"{metrics['accuracy']:.4f}", "(primary", "metric)"]
+    assert any(line.split()[:2] == ["log_loss", f"{metrics['log_loss']:.4f}"] for line in lines)
+    assert (out / "artifacts_metadata.json").is_file()
+    assert "8 artifacts" in lines[-1]
+
+
+def test_multilabel_summary_shows_iou_and_the_threshold(
+    multilabel_dir, colour_multilabel, tmp_path
+):
+    result = run(
+        "--model",
+        multilabel_dir,
+        "--data",
+        colour_multilabel,
+        "--output",
+        tmp_path,
+        "--threshold",
+        "0.3",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "(3 labels, threshold 0.3)" in result.stdout.splitlines()[0]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(metrics) == list(METRIC_NAMES[Task.MULTILABEL])
+    assert f"iou                    {metrics['iou']:.4f}  (primary metric)" in result.stdout
+
+
+def test_unknown_label_is_a_clear_error(model_dir, colour_folders, tmp_path):
+    (colour_folders / "purple").mkdir()
+    Image.new("RGB", (20, 20), (120, 0, 120)).save(colour_folders / "purple" / "1.png")
+
+    result = run("--model", model_dir, "--data", colour_folders, "--output", tmp_path / "out")
+
+    assert isinstance(result.exception, DataError)
+    assert "purple/1.png: label 'purple'" in str(result.exception)
+    assert "not one of the model's labels (blue, green, red)" in str(result.exception)
