@@ -8,8 +8,8 @@ import click
 
 from deitkit import __version__
 from deitkit.cli.assets import assets
-from deitkit.cli.batch_score import batch_score
 from deitkit.cli.azure import azure
+from deitkit.cli.batch_score import batch_score
 from deitkit.cli.data import data
 from deitkit.cli.evaluate import evaluate
 from deitkit.cli.finetune import finetune
