@@ -16,9 +16,10 @@ from werkzeug.exceptions import ClientDisconnected
 
 from deitkit.errors import ConfigError, ImageError
 from deitkit.inference import Classifier
+from deitkit.inference.packaged import find_model_dir
 from deitkit.serving import score as score_module
 from deitkit.serving.limits import ServingLimits
-from deitkit.serving.score import Scorer, find_model
+from deitkit.serving.score import Scorer
 
 LABELS = ["can", "carton", "milk_bottle"]
 ENDPOINT_SCRIPT = Path(__file__).parents[1] / "endpoints" / "online" / "score.py"
@@ -193,30 +194,30 @@ def _mark(folder: Path, marker: str) -> Path:
 
 
 def test_find_model_follows_azures_layouts(tmp_path):
-    assert find_model(_mark(tmp_path / "a", "MLmodel")) == tmp_path / "a"
+    assert find_model_dir(_mark(tmp_path / "a", "MLmodel")) == tmp_path / "a"
     # Azure: $AZUREML_MODEL_DIR/<model folder>/MLmodel, possibly one more level down.
     nested = _mark(tmp_path / "b" / "deit-model", "MLmodel")
-    assert find_model(tmp_path / "b") == nested
+    assert find_model_dir(tmp_path / "b") == nested
     deeper = _mark(tmp_path / "c" / "m" / "1", "MLmodel")
-    assert find_model(tmp_path / "c") == deeper
+    assert find_model_dir(tmp_path / "c") == deeper
     checkpoint = _mark(tmp_path / "d" / "ckpt", "config.json")
-    assert find_model(tmp_path / "d") == checkpoint
+    assert find_model_dir(tmp_path / "d") == checkpoint
     # deitkit finetune's output: the packaged model wins over the checkpoint beside it.
     _mark(tmp_path / "e" / "model", "config.json")
     packaged = _mark(tmp_path / "e" / "mlflow_model", "MLmodel")
-    assert find_model(tmp_path / "e") == packaged
+    assert find_model_dir(tmp_path / "e") == packaged
 
 
 def test_find_model_refuses_nothing_or_several(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
-        find_model(tmp_path / "missing")
+        find_model_dir(tmp_path / "missing")
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(ConfigError, match=r"no packaged model \(MLmodel\) or checkpoint"):
-        find_model(tmp_path / "empty")
+        find_model_dir(tmp_path / "empty")
     _mark(tmp_path / "two" / "x", "MLmodel")
     _mark(tmp_path / "two" / "y", "MLmodel")
     with pytest.raises(ConfigError, match="holds several models"):
-        find_model(tmp_path / "two")
+        find_model_dir(tmp_path / "two")
 
 
 def test_from_environment_needs_the_model_dir(monkeypatch):

@@ -29,46 +29,15 @@ from deitkit.batch.output import HEADER, format_line, to_rows
 from deitkit.batch.scorer import score_items
 from deitkit.errors import ConfigError
 from deitkit.inference import Classifier, load_classifier
-from deitkit.inference.checkpoint import CONFIG_FILE
-from deitkit.inference.packaged import MLMODEL_FILE
+from deitkit.inference.packaged import find_model_dir
 
 __all__ = ["HEADER", "find_model_dir", "init", "run"]
 
 log = logging.getLogger(__name__)
 
 MODEL_DIR_ENV = "AZUREML_MODEL_DIR"
-_MAX_DEPTH = 3  # AZUREML_MODEL_DIR/<model folder>/ is usual; v1 registrations add <name>/<version>/
 
 _classifier: Classifier | None = None
-
-
-def find_model_dir(root: str | Path) -> Path:
-    """The packaged model (folder with MLmodel) or checkpoint folder under `root`.
-
-    Azure ML mounts a registered model at AZUREML_MODEL_DIR, with the registered folder's own
-    name inside it (`mlflow_model/MLmodel`), so the model may sit a few levels down. A folder
-    with MLmodel wins over a checkpoint folder; the shallowest match wins.
-
-    Raises:
-        ConfigError: no model is found, or two at the same depth, naming them.
-    """
-    root = Path(root)
-    level = [root]
-    for _ in range(_MAX_DEPTH + 1):
-        for marker in (MLMODEL_FILE, CONFIG_FILE):
-            found = [folder for folder in level if (folder / marker).is_file()]
-            if len(found) == 1:
-                return found[0]
-            if len(found) > 1:
-                raise ConfigError(
-                    f"{root}: holds several models ({', '.join(map(str, found))}); register "
-                    "one model folder per deployment"
-                )
-        level = sorted(child for folder in level for child in folder.iterdir() if child.is_dir())
-    raise ConfigError(
-        f"{root}: no packaged model ({MLMODEL_FILE}) or checkpoint ({CONFIG_FILE}) found within "
-        f"{_MAX_DEPTH} folder levels; register the folder that `deitkit package` wrote"
-    )
 
 
 def init(model_dir: str | Path | None = None) -> None:

@@ -69,3 +69,37 @@ def load_classifier(path: str | Path, **options: Any) -> Classifier:
         f"{path}: a {what}, not a model; expected a packaged model folder (with {MLMODEL_FILE}) "
         f"or a checkpoint folder (with {CONFIG_FILE})"
     )
+
+
+# AZUREML_MODEL_DIR/<model folder>/ is usual; v1 registrations add <name>/<version>/.
+MODEL_SEARCH_DEPTH = 3
+
+
+def find_model_dir(root: str | Path) -> Path:
+    """The model folder at or under `root`: a packaged model (MLmodel) or a checkpoint.
+
+    `root` itself wins; otherwise its subfolders, then theirs, are searched, preferring a
+    packaged model to a checkpoint at the same depth.
+
+    Raises:
+        ConfigError: nothing usable is found, or more than one at the first depth with any.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: the model folder does not exist or is not a folder")
+    level = [root]
+    for _ in range(MODEL_SEARCH_DEPTH + 1):
+        for marker in (MLMODEL_FILE, CONFIG_FILE):
+            found = [folder for folder in level if (folder / marker).is_file()]
+            if len(found) == 1:
+                return found[0]
+            if found:
+                raise ConfigError(
+                    f"{root}: holds several models ({', '.join(str(f) for f in found)}); "
+                    "point it at one of them"
+                )
+        level = sorted(child for folder in level for child in folder.iterdir() if child.is_dir())
+    raise ConfigError(
+        f"{root}: no packaged model ({MLMODEL_FILE}) or checkpoint ({CONFIG_FILE}) in it or "
+        f"{MODEL_SEARCH_DEPTH} folders below it"
+    )

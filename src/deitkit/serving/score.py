@@ -6,7 +6,6 @@ import json
 import logging
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from azureml_inference_server_http.api.aml_request import rawhttp
@@ -16,8 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from deitkit.errors import ConfigError, DeitkitError
 from deitkit.inference import Classifier, FetchUrl, decode_input, load_classifier
-from deitkit.inference.checkpoint import CONFIG_FILE
-from deitkit.inference.packaged import MLMODEL_FILE
+from deitkit.inference.packaged import find_model_dir
 from deitkit.serving.limits import ServingLimits, serving_limits_from_env
 from deitkit.serving.payload import (
     RequestError,
@@ -31,41 +29,10 @@ log = logging.getLogger("deitkit.serving")
 
 MODEL_DIR_ENV = "AZUREML_MODEL_DIR"
 # Azure mounts a registered model one folder down: $AZUREML_MODEL_DIR/<model-folder>/MLmodel.
-MODEL_SEARCH_DEPTH = 2
 # Parallel URL downloads per request: 64 slow URLs at 10 s each would otherwise outlast the
 # worker timeout (300 s) and Azure's request timeout (90 s).
 URL_WORKERS = 8
 _READ_CHUNK = 1024 * 1024
-
-
-def find_model(root: str | Path) -> Path:
-    """The model folder at or under `root`: a packaged model (MLmodel) or a checkpoint.
-
-    `root` itself wins; otherwise its subfolders, then theirs, are searched, preferring a
-    packaged model to a checkpoint at the same depth.
-
-    Raises:
-        ConfigError: nothing usable is found, or more than one at the first depth with any.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise ConfigError(f"{root}: the model folder does not exist or is not a folder")
-    level = [root]
-    for _ in range(MODEL_SEARCH_DEPTH + 1):
-        for marker in (MLMODEL_FILE, CONFIG_FILE):
-            found = [folder for folder in level if (folder / marker).is_file()]
-            if len(found) == 1:
-                return found[0]
-            if found:
-                raise ConfigError(
-                    f"{root}: holds several models ({', '.join(str(f) for f in found)}); "
-                    "point it at one of them"
-                )
-        level = sorted(child for folder in level for child in folder.iterdir() if child.is_dir())
-    raise ConfigError(
-        f"{root}: no packaged model ({MLMODEL_FILE}) or checkpoint ({CONFIG_FILE}) in it or "
-        f"{MODEL_SEARCH_DEPTH} folders below it"
-    )
 
 
 class Scorer:
@@ -98,7 +65,7 @@ class Scorer:
         root = os.environ.get(MODEL_DIR_ENV, "").strip()
         if not root:
             raise ConfigError(f"{MODEL_DIR_ENV} is not set; it must name the model folder")
-        model = find_model(root)
+        model = find_model_dir(root)
         limits = serving_limits_from_env()
         fetcher = UrlFetcher.from_limits(limits)
         classifier = load_classifier(model, fetch_url=fetcher)
@@ -223,4 +190,4 @@ def run(request: Any) -> AMLResponse:
     return _scorer.handle(request)
 
 
-__all__ = ["Scorer", "find_model", "init", "read_json_body", "run"]
+__all__ = ["Scorer", "find_model_dir", "init", "read_json_body", "run"]

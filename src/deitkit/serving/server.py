@@ -48,9 +48,9 @@ def run_server(
     from azureml_inference_server_http.constants import PACKAGE_ROOT
     from azureml_inference_server_http.log_config import load_logging_config
 
-    from deitkit.serving.score import find_model
+    from deitkit.inference.packaged import find_model_dir
 
-    find_model(model_dir)  # fail here, before gunicorn, with a one-line error
+    find_model_dir(model_dir)  # fail here, before gunicorn, with a one-line error
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     entry_script = Path(entry_script).resolve()
