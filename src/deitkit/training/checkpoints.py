@@ -6,7 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from transformers import TrainerCallback
+import torch
+from transformers import Trainer, TrainerCallback
 
 from deitkit.errors import ConfigError
 
@@ -55,3 +56,32 @@ def check_same_labels(output_dir: Path, labels: tuple[str, ...], task: str) -> N
         return
     output_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(current, indent=2) + "\n")
+
+
+def load_checkpoint_weights(model: torch.nn.Module, folder: str | Path) -> None:
+    """Copy the weights saved in `folder` into `model`, through `from_pretrained`.
+
+    transformers 5 saves checkpoints under the published key names (e.g.
+    `deit.encoder.layer.0.attention.attention.query.weight`) while the modules use new ones
+    (`deit.layers.0.attention.q_proj.weight`); the Trainer's own loader reads the file as it is,
+    so nothing matches and the weights stay as they were. `from_pretrained` maps the names.
+    """
+    loaded = type(model).from_pretrained(str(folder), dtype=next(model.parameters()).dtype)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+
+
+class CheckpointTrainer(Trainer):
+    """The Trainer, resuming and restoring the best model with `load_checkpoint_weights`."""
+
+    def _plain_model(self) -> bool:
+        return not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        if not self._plain_model():
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        load_checkpoint_weights(model or self.model, resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        if not self._plain_model():
+            return super()._load_best_model()
+        load_checkpoint_weights(self.model, self.state.best_model_checkpoint)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import EarlyStoppingCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 from transformers.utils import cached_file
 
@@ -26,6 +26,7 @@ from deitkit.training.accelerator import resolve_accelerator
 from deitkit.training.augment import AugmentConfig, EvalCrop, TrainAugment
 from deitkit.training.checkpoints import (
     CHECKPOINTS_DIR,
+    CheckpointTrainer,
     MarkCompleteCallback,
     check_same_labels,
     last_complete_checkpoint,
@@ -224,7 +225,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         callbacks.append(
             EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)
         )
-    trainer = Trainer(
+    trainer = CheckpointTrainer(
         model=model,
         args=args,
         data_collator=collator,
