@@ -7,15 +7,11 @@ from pathlib import Path
 
 import click
 
+from deitkit.cli.options import model_option
+
 
 @click.command("batch-score")
-@click.option(
-    "--model",
-    "model_path",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Packaged model folder (deitkit package) or checkpoint folder.",
-)
+@model_option
 @click.option(
     "--input",
     "source",

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from deitkit.cli.options import model_option
+
 # Shown after the primary metric, per task; every metric is in metrics.json.
 _SHOWN = {
     "image-classification": (
@@ -28,13 +30,7 @@ _SHOWN = {
 
 
 @click.command("evaluate")
-@click.option(
-    "--model",
-    "model_path",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Packaged model folder (deitkit package) or checkpoint folder.",
-)
+@model_option
 @click.option(
     "--data",
     required=True,

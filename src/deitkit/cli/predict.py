@@ -6,15 +6,11 @@ from pathlib import Path
 
 import click
 
+from deitkit.cli.options import model_option
+
 
 @click.command("predict")
-@click.option(
-    "--model",
-    "model_path",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Packaged model folder (deitkit package) or checkpoint folder.",
-)
+@model_option
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Labels per image."
