@@ -16,7 +16,7 @@ from deitkit.data.importer import (
     MLTABLE_TEMPLATE,
     TRAIN_JSONL,
     VALIDATION_JSONL,
-    import_zip,
+    import_dataset,
     validation_indices,
 )
 from deitkit.errors import ConfigError, DataError
@@ -56,7 +56,7 @@ FRIDGE = {"can": 7, "carton": 6, "milk_bottle": 5}
 
 def test_class_folders_zip_imports_with_every_fifth_image_to_validation(tmp_path):
     out = tmp_path / "data"
-    result = import_zip(_class_zip(tmp_path / "fridge.zip", FRIDGE), out)
+    result = import_dataset(_class_zip(tmp_path / "fridge.zip", FRIDGE), out)
     assert (result.n_train, result.n_validation) == (14, 4)
     assert result.labels == ("can", "carton", "milk_bottle")
     assert result.task is Task.MULTICLASS
@@ -77,7 +77,7 @@ def test_class_folders_zip_imports_with_every_fifth_image_to_validation(tmp_path
 
 def test_writes_azure_mltable_folders(tmp_path):
     out = tmp_path / "data"
-    result = import_zip(_class_zip(tmp_path / "fridge.zip", FRIDGE), out)
+    result = import_dataset(_class_zip(tmp_path / "fridge.zip", FRIDGE), out)
     assert result.train_mltable == out / "training-mltable-folder"
     assert result.validation_mltable == out / "validation-mltable-folder"
     for folder, jsonl, top_level in (
@@ -96,14 +96,14 @@ def test_writes_azure_mltable_folders(tmp_path):
 def test_mltable_package_loads_the_folders(tmp_path):
     import mltable
 
-    result = import_zip(_class_zip(tmp_path / "fridge.zip", FRIDGE), tmp_path / "data")
+    result = import_dataset(_class_zip(tmp_path / "fridge.zip", FRIDGE), tmp_path / "data")
     frame = mltable.load(str(result.validation_mltable)).to_pandas_dataframe()
     assert list(frame["label"]) == ["can", "can", "carton", "milk_bottle"]
     assert list(frame.columns) == ["image_url", "label"]
 
 
 def test_outputs_read_back_as_datasets(tmp_path):
-    result = import_zip(_class_zip(tmp_path / "fridge.zip", FRIDGE), tmp_path / "data")
+    result = import_dataset(_class_zip(tmp_path / "fridge.zip", FRIDGE), tmp_path / "data")
     for source, n in (
         (result.train_mltable, result.n_train),
         (result.train_jsonl, result.n_train),
@@ -116,7 +116,7 @@ def test_outputs_read_back_as_datasets(tmp_path):
 
 def test_zip_without_a_top_folder_goes_into_a_folder_named_after_it(tmp_path):
     out = tmp_path / "data"
-    result = import_zip(_class_zip(tmp_path / "pets.zip", {"cat": 5, "dog": 5}, top=None), out)
+    result = import_dataset(_class_zip(tmp_path / "pets.zip", {"cat": 5, "dog": 5}, top=None), out)
     assert result.data_dir == out / "pets"
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [
@@ -134,7 +134,7 @@ def test_multilabel_zip_imports_with_label_lists(tmp_path):
     rows = [
         (f"{i}.png", labels) for i, labels in enumerate(["can milk_bottle", "carton", "can"] * 4)
     ]
-    result = import_zip(_multilabel_zip(tmp_path / "ml.zip", rows), tmp_path / "data")
+    result = import_dataset(_multilabel_zip(tmp_path / "ml.zip", rows), tmp_path / "data")
     assert result.task is Task.MULTILABEL
     assert result.labels == ("can", "carton", "milk_bottle")
     assert (result.n_train, result.n_validation) == (9, 3)
@@ -149,12 +149,12 @@ def test_multilabel_zip_imports_with_label_lists(tmp_path):
 
 def test_stratified_split_keeps_label_proportions(tmp_path):
     archive = _class_zip(tmp_path / "f.zip", {"a": 20, "b": 20, "c": 20})
-    result = import_zip(archive, tmp_path / "one", split=0.25, seed=1)
+    result = import_dataset(archive, tmp_path / "one", split=0.25, seed=1)
     assert (result.n_train, result.n_validation) == (45, 15)
     assert Counter(r["label"] for r in _jsonl(result.validation_jsonl)) == {"a": 5, "b": 5, "c": 5}
-    again = import_zip(archive, tmp_path / "two", split=0.25, seed=1)
+    again = import_dataset(archive, tmp_path / "two", split=0.25, seed=1)
     assert again.validation_jsonl.read_text() == result.validation_jsonl.read_text()
-    other = import_zip(archive, tmp_path / "three", split=0.25, seed=2)
+    other = import_dataset(archive, tmp_path / "three", split=0.25, seed=2)
     assert other.validation_jsonl.read_text() != result.validation_jsonl.read_text()
 
 
@@ -185,7 +185,7 @@ def test_split_too_small_for_the_labels_is_refused():
 @pytest.mark.parametrize("split", [0.0, 1.0, -0.2, 1.5])
 def test_split_outside_zero_one_is_refused(tmp_path, split):
     with pytest.raises(ConfigError, match="split"):
-        import_zip(_class_zip(tmp_path / "f.zip", FRIDGE), tmp_path / "data", split=split)
+        import_dataset(_class_zip(tmp_path / "f.zip", FRIDGE), tmp_path / "data", split=split)
     assert not (tmp_path / "data").exists()
 
 
@@ -194,13 +194,13 @@ def test_refuses_a_non_empty_output(tmp_path):
     out.mkdir()
     (out / "mine.txt").write_text("keep")
     with pytest.raises(DataError, match="not an empty folder"):
-        import_zip(_class_zip(tmp_path / "f.zip", FRIDGE), out)
+        import_dataset(_class_zip(tmp_path / "f.zip", FRIDGE), out)
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
 
 
 def test_imports_into_an_existing_empty_folder(tmp_path):
     (tmp_path / "data").mkdir()
-    assert import_zip(_class_zip(tmp_path / "f.zip", FRIDGE), tmp_path / "data").n_train == 14
+    assert import_dataset(_class_zip(tmp_path / "f.zip", FRIDGE), tmp_path / "data").n_train == 14
 
 
 def test_unsafe_zip_leaves_nothing(tmp_path):
@@ -208,7 +208,7 @@ def test_unsafe_zip_leaves_nothing(tmp_path):
     with zipfile.ZipFile(archive, "a") as zf:
         zf.writestr("../escape.png", _png())
     with pytest.raises(DataError, match=r"'\.\./escape\.png' refused"):
-        import_zip(archive, tmp_path / "data")
+        import_dataset(archive, tmp_path / "data")
     assert not (tmp_path / "data").exists() and not (tmp_path / "escape.png").exists()
 
 
@@ -219,14 +219,14 @@ def test_invalid_dataset_leaves_the_output_as_it_was(tmp_path):
         zf.writestr("set/images/1.png", _png())
     (tmp_path / "data").mkdir()
     with pytest.raises(DataError, match="filename,labels"):
-        import_zip(archive, tmp_path / "data")
+        import_dataset(archive, tmp_path / "data")
     assert list((tmp_path / "data").iterdir()) == []
 
 
 def test_task_mismatch_is_refused(tmp_path):
     rows = [(f"{i}.png", "can carton") for i in range(6)]
     with pytest.raises(DataError, match="exactly one label"):
-        import_zip(
+        import_dataset(
             _multilabel_zip(tmp_path / "ml.zip", rows), tmp_path / "d", task="image-classification"
         )
     assert not (tmp_path / "d").exists()
@@ -235,7 +235,7 @@ def test_task_mismatch_is_refused(tmp_path):
 def test_split_that_empties_training_is_refused(tmp_path):
     # One image per label: every-5th sends index 0 to validation and leaves training empty.
     with pytest.raises(DataError, match="training set empty"):
-        import_zip(_class_zip(tmp_path / "tiny.zip", {"a": 1}), tmp_path / "d")
+        import_dataset(_class_zip(tmp_path / "tiny.zip", {"a": 1}), tmp_path / "d")
     assert not (tmp_path / "d").exists()
 
 
@@ -243,5 +243,60 @@ def test_not_a_zip_is_refused(tmp_path):
     fake = tmp_path / "fake.zip"
     fake.write_text("hello")
     with pytest.raises(DataError, match="not a readable zip"):
-        import_zip(fake, tmp_path / "d")
+        import_dataset(fake, tmp_path / "d")
     assert not (tmp_path / "d").exists()
+
+
+def _class_folder(root: Path, counts: dict[str, int]) -> Path:
+    for label, n in counts.items():
+        (root / label).mkdir(parents=True)
+        for i in range(n):
+            (root / label / f"{i}.png").write_bytes(_png())
+    return root
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_folder_is_copied_and_annotated_like_a_zip_and_left_unchanged(tmp_path):
+    folder = _class_folder(tmp_path / "fridgeObjects", FRIDGE)
+    before = _snapshot(folder)
+    from_folder = import_dataset(folder, tmp_path / "a")
+    from_zip = import_dataset(_class_zip(tmp_path / "fridge.zip", FRIDGE), tmp_path / "b")
+    assert from_folder.data_dir == tmp_path / "a" / "fridgeObjects"
+    assert _jsonl(from_folder.train_jsonl) == _jsonl(from_zip.train_jsonl)
+    assert _jsonl(from_folder.validation_jsonl) == _jsonl(from_zip.validation_jsonl)
+    assert _snapshot(folder) == before
+    assert len(read_dataset(from_folder.train_mltable)) == 14
+
+
+def test_a_multilabel_folder_imports_with_label_lists(tmp_path):
+    root = tmp_path / "ml"
+    (root / "images").mkdir(parents=True)
+    for i in range(10):
+        (root / "images" / f"{i}.png").write_bytes(_png())
+    rows = [f"{i}.png,{'can carton' if i % 2 else 'can'}" for i in range(10)]
+    (root / "labels.csv").write_text("filename,labels\n" + "\n".join(rows) + "\n")
+    result = import_dataset(root, tmp_path / "out", split=0.3)
+    assert result.task is Task.MULTILABEL
+    labels = [row["label"] for row in _jsonl(result.train_jsonl) + _jsonl(result.validation_jsonl)]
+    assert all(isinstance(label, list) for label in labels)
+    assert sorted(map(tuple, labels)).count(("can", "carton")) == 5
+
+
+def test_importing_a_folder_into_itself_is_refused_and_writes_nothing(tmp_path):
+    folder = _class_folder(tmp_path / "fridge", FRIDGE)
+    before = _snapshot(folder)
+    with pytest.raises(DataError, match="lies inside"):
+        import_dataset(folder, folder / "imported")
+    assert _snapshot(folder) == before
+    assert not (folder / "imported").exists()
+
+
+def test_a_bad_folder_leaves_no_output(tmp_path):
+    folder = _class_folder(tmp_path / "fridge", {"can": 1})
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="training set empty"):
+        import_dataset(folder, out)
+    assert not out.exists()

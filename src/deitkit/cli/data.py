@@ -42,7 +42,7 @@ def validate(path: Path, task: str | None, max_bad_fraction: float, as_json: boo
 
 
 @data.command("import")
-@click.argument("zip_path", metavar="ZIP", type=click.Path(exists=True, path_type=Path))
+@click.argument("source", metavar="ZIP_OR_FOLDER", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
 @click.option(
     "--split",
@@ -52,13 +52,15 @@ def validate(path: Path, task: str | None, max_bad_fraction: float, as_json: boo
 )
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--task", type=TASK_CHOICE, default=None, help="Expected task (default: detected).")
-def import_(
-    zip_path: Path, out_dir: Path, split: float | None, seed: int, task: str | None
-) -> None:
-    """Extract ZIP safely into --out and write JSONL annotations and MLTable folders beside it."""
-    from deitkit.data.importer import import_zip
+def import_(source: Path, out_dir: Path, split: float | None, seed: int, task: str | None) -> None:
+    """Bring a dataset into --out and write JSONL annotations and MLTable folders beside it.
 
-    result = import_zip(zip_path, out_dir, split=split, seed=seed, task=task)
+    A ZIP is extracted safely; a folder (class folders or images/ + labels.csv) is copied, so
+    your own folder is never changed.
+    """
+    from deitkit.data.importer import import_dataset
+
+    result = import_dataset(source, out_dir, split=split, seed=seed, task=task)
     click.echo(
         f"imported {result.n_train + result.n_validation} images, {len(result.labels)} labels "
         f"({result.task}): {result.n_train} train, {result.n_validation} validation"

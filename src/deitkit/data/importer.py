@@ -1,4 +1,4 @@
-"""`deitkit data import`: a dataset zip → extracted images, JSONL annotations, MLTable folders."""
+"""`deitkit data import`: a dataset zip or folder → images under OUT, JSONL annotations, MLTable folders."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ _MAX_WRAPPERS = 8
 
 @dataclass(frozen=True)
 class ImportResult:
-    """What `import_zip` wrote; `data_dir` is the folder the images were extracted to."""
+    """What `import_dataset` wrote; `data_dir` is the folder the images were extracted to."""
 
     out_dir: Path
     train_jsonl: Path
@@ -57,25 +57,27 @@ class ImportResult:
     data_dir: Path
 
 
-def import_zip(
-    zip_path: str | Path,
+def import_dataset(
+    source: str | Path,
     out_dir: str | Path,
     *,
     split: float | None = None,
     seed: int = 42,
     task: str | Task | None = None,
 ) -> ImportResult:
-    """Extract a dataset zip into `out_dir` and write Azure ML's annotation files for it.
+    """Bring a dataset zip or folder into `out_dir` and write Azure ML's annotation files for it.
 
-    The zip (class folders or `images/` + `labels.csv`, optionally inside one top folder)
-    is extracted safely to `OUT/<top folder or zip name>/`. Then, as Azure's fine-tuning
+    A zip (class folders or `images/` + `labels.csv`, optionally inside one top folder) is
+    extracted safely to `OUT/<top folder or zip name>/`; a dataset folder in either layout is
+    copied to `OUT/<folder name>/`, so the annotations never point into (or change) the
+    user's own folder. Then, as Azure's fine-tuning
     samples do, `OUT/train_annotations.jsonl` and `OUT/validation_annotations.jsonl`
     (image_url relative to OUT) and the MLTable folders `OUT/training-mltable-folder/` and
     `OUT/validation-mltable-folder/` (a copy of the JSONL with image_url relative to that
     folder, and an `MLTable` file) are written. A failed import removes everything it wrote.
 
     Args:
-        zip_path: The dataset archive.
+        source: The dataset archive (`.zip`) or folder.
         out_dir: The folder to write; it must not exist or be empty.
         split: None: every 5th image (in natural path order) goes to validation, as in Azure's
             samples. A fraction in (0, 1): a seeded split stratified by label (see
@@ -88,22 +90,24 @@ def import_zip(
 
     Raises:
         ConfigError: `split` is outside (0, 1) or `task` is unknown.
-        DataError: `out_dir` is not empty, the zip is unsafe or unreadable, the dataset in it
-            is invalid, or the split leaves either side empty.
+        DataError: `out_dir` is not empty or lies inside the source folder, the zip is unsafe
+            or unreadable, the dataset is invalid, or the split leaves either side empty.
     """
     if split is not None and not 0.0 < split < 1.0:
         raise ConfigError(f"split {split} must be a validation fraction between 0 and 1")
     expected = parse_task(task) if task is not None else None
-    zip_path, out = Path(zip_path), Path(out_dir)
+    source, out = Path(source), Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError("refusing to import: the output is not an empty folder", path=out)
+    if source.is_dir() and out.resolve().is_relative_to(source.resolve()):
+        raise DataError(f"refusing to import: the output {out} lies inside it", path=source)
     existed = out.exists()
     try:
-        data_dir = _extract(zip_path, out)
+        data_dir = _copy_folder(source, out) if source.is_dir() else _extract(source, out)
         from deitkit.data.formats import read_dataset
 
         dataset = read_dataset(data_dir, task=expected)
-        return _write_annotations(dataset, zip_path, out, data_dir, split, seed)
+        return _write_annotations(dataset, source, out, data_dir, split, seed)
     except BaseException:
         # `out` was empty or absent on entry, so all it holds now is ours.
         if existed:
@@ -172,6 +176,16 @@ def validation_indices(
     return sorted(validation)
 
 
+def _copy_folder(folder: Path, out: Path) -> Path:
+    """Copy a dataset folder to `out/<its name>` (symlinks stay links, as the reader sees them)."""
+    name = folder.resolve().name
+    if name in _RESERVED or name.startswith(".") or not name:
+        name = "data"
+    data_dir = out / name
+    shutil.copytree(folder, data_dir, symlinks=True)
+    return data_dir
+
+
 def _extract(zip_path: Path, out: Path) -> Path:
     """Extract into `out`, moving the dataset folder up to `out/<name>`; that folder.
 
@@ -200,7 +214,7 @@ def _extract(zip_path: Path, out: Path) -> Path:
 
 def _write_annotations(
     dataset: ImageDataset,
-    zip_path: Path,
+    source: Path,
     out: Path,
     data_dir: Path,
     split: float | None,
@@ -219,7 +233,7 @@ def _write_annotations(
             raise DataError(
                 f"the split leaves the {side} set empty ({len(rows)} images in all); "
                 "add images or choose another --split",
-                path=zip_path,
+                path=source,
             )
     multilabel = dataset.task.is_multilabel
     paths = {}
