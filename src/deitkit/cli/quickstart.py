@@ -2,50 +2,29 @@
 
 from __future__ import annotations
 
-import shutil
-import time
+import json
+import math
 from pathlib import Path
 
 import click
 
 from deitkit.tasks import Task
 
-MARKER = ".deitkit-quickstart"
-# A DeiT-tiny-wide, 6-layer ViT on 8x8 patches: reaches >= 0.90 validation accuracy on the
-# digits in about two minutes on 2 CPU cores (measured numbers in docs/quickstart.md).
-QUICKSTART_MODEL = "scratch:deit-tiny:patch_size=8,num_hidden_layers=6"
-QUICKSTART_TRAINING = {
-    Task.MULTICLASS: {"image_size": 32, "epochs": 30},
-    Task.MULTILABEL: {"image_size": 32, "epochs": 25},
-}
-COMMON_TRAINING = {
-    "train_batch_size": 32,
-    "learning_rate": 1e-3,
-    "warmup_steps": 100,
-    "weight_decay": 0.05,
-    # Flips and small crops change what a digit is; the digits need none of them.
-    "augmentations": False,
-}
-MULTILABEL_SAMPLE_COUNT = 4000
-# Stages of the main job that later work adds; listed so the summary is honest about them.
-NOT_BUILT_YET = (
-    "evaluate (deitkit evaluate)",
-    "package (deitkit package)",
-    "online endpoint (deitkit serve)",
-    "batch endpoint (deitkit batch-score)",
+# What to run next, once the local job works: real data, a real model, then Azure.
+GO_FURTHER = """\
+go further:
+  real data     deitkit data import fridgeObjects.zip --out data   (Azure's sample: {fridge})
+  a hub model   deitkit finetune --model facebook/deit-base-patch16-224 \\
+                  --train data/training-mltable-folder --validation data/validation-mltable-folder \\
+                  --task {task} --output run
+  serve it      deitkit serve --model run/mlflow_model --port 5001
+  the samples   samples/*.ipynb and samples/*.sh (TARGET=local, or TARGET=azure with a workspace)
+  on Azure      deitkit sku check Standard_NC4as_T4_v3 --for finetune; deitkit azure finetune ... \\
+                  --dry-run  (docs/azure.md)"""
+FRIDGE_URL = (
+    "https://automlsamplenotebookdata-adcuc7f7bqhhh8a4.b02.azurefd.net/image-classification/"
+    "fridgeObjects.zip"
 )
-
-
-def _fresh_output(out_dir: Path) -> None:
-    if out_dir.exists():
-        # Only our own previous output is replaced; anything else stays untouched.
-        if not (out_dir / MARKER).exists():
-            raise click.UsageError(
-                f"{out_dir} exists and is not a previous quickstart output; choose another --out"
-            )
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    (out_dir / MARKER).touch()
 
 
 @click.command()
@@ -63,62 +42,57 @@ def _fresh_output(out_dir: Path) -> None:
     default=Task.MULTICLASS.value,
     show_default=True,
 )
-@click.option("--epochs", type=int, default=None, help="Override the preset's epochs.")
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs."
+)
 def quickstart(out_dir: Path, task: str, epochs: int | None) -> None:
-    """Build the digits sample, validate it, fine-tune on it, and summarise."""
-    from deitkit.data.samples import write_digits, write_digits_multilabel
-    from deitkit.data.validate import validate_dataset
-    from deitkit.training.config import FinetuneConfig
-    from deitkit.training.run import finetune
+    """Sample data → validate → fine-tune → evaluate → package → online and batch endpoints.
 
-    task = Task(task)
-    _fresh_output(out_dir)
-    timings: dict[str, float] = {}
+    Everything runs on this machine: the digits scikit-learn ships, a small DeiT-shaped model
+    trained from scratch, a local MLflow store, and the online endpoint on
+    azureml-inference-server-http (the server Azure ML runs) on a free loopback port.
+    """
+    from deitkit.quickstart import Quickstart
 
-    start = time.perf_counter()
-    data_dir = out_dir / "data"
-    if task.is_multilabel:
-        write_digits_multilabel(data_dir, count=MULTILABEL_SAMPLE_COUNT)
-    else:
-        write_digits(data_dir)
-    timings["sample data"] = time.perf_counter() - start
+    result = Quickstart(Task(task), out_dir, epochs=epochs, say=click.echo).run()
+    _summary(result)
 
-    start = time.perf_counter()
-    report = validate_dataset(data_dir, task=task, progress=True)
-    timings["validate"] = time.perf_counter() - start
-    click.echo(report.to_text())
-    if not report.ok:
-        raise click.ClickException("the sample data failed validation (see the report above)")
 
-    start = time.perf_counter()
-    training = {**COMMON_TRAINING, **QUICKSTART_TRAINING[task]}
-    if epochs is not None:
-        training["epochs"] = epochs
-    result = finetune(
-        FinetuneConfig(
-            model=QUICKSTART_MODEL,
-            train=str(data_dir),
-            output=str(out_dir / "finetune"),
-            task=task,
-            resume=False,
-            **training,
-        )
-    )
-    timings["finetune"] = time.perf_counter() - start
-
-    metric = task.primary_metric
+def _summary(result) -> None:
+    facts, task = result.facts, result.task
+    metric, value = facts["validation_metric"]
     click.echo("\n== quickstart summary ==")
+    click.echo(f"task        {task} ({facts['images']} images, {facts['labels']} labels)")
     click.echo(
-        f"task: {task}; data: {data_dir} ({len(report.dataset)} images, "
-        f"{len(report.dataset.labels)} labels)"
+        f"model       {facts['model']}, {facts['epochs']} epochs, precision {facts['precision']}"
     )
+    click.echo(f"validation  {metric} {value:.4f}")
     click.echo(
-        f"validation {metric}: {result.metrics[f'eval_{metric}']:.4f} "
-        f"(model {QUICKSTART_MODEL}, precision {result.metrics['precision']})"
+        "evaluation  "
+        + ", ".join(f"{name} {_number(v)}" for name, v in facts["evaluation"].items())
     )
-    click.echo(f"model: {result.model_dir}")
-    click.echo(f"metrics: {result.output_dir / 'metrics.json'}")
-    for stage, seconds in timings.items():
-        click.echo(f"  {stage:<14} {seconds:6.1f} s  done")
-    for stage in NOT_BUILT_YET:
-        click.echo(f"  {stage:<30} not built yet")
+    online = facts["online"]
+    click.echo(
+        f"online      POST /score with {len(online['images'])} images "
+        f"({', '.join(online['images'])}) answered in {online['latency_ms']:.0f} ms:"
+    )
+    for item in online["answer"]:
+        click.echo("  " + json.dumps(_rounded(item)))
+    batch = facts["batch"]
+    click.echo(f"batch       {batch['rows']} rows, {batch['errors']} with an error")
+    click.echo("time per stage:")
+    for stage, seconds in result.timings.items():
+        click.echo(f"  {stage:<20} {seconds:7.1f} s")
+    click.echo(f"  {'total':<20} {sum(result.timings.values()):7.1f} s")
+    click.echo("outputs:")
+    for name, path in result.paths.items():
+        click.echo(f"  {name:<27} {path}")
+    click.echo(GO_FURTHER.format(fridge=FRIDGE_URL, task=task))
+
+
+def _rounded(item: dict) -> dict:
+    return {"probs": [round(p, 4) for p in item["probs"]], "labels": item["labels"]}
+
+
+def _number(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.4f}"

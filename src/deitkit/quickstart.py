@@ -1,0 +1,312 @@
+"""The main job on the embedded defaults: sample → validate → fine-tune → evaluate → serve → batch."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deitkit.errors import ConfigError, DeitkitError
+from deitkit.tasks import Task
+
+MARKER = ".deitkit-quickstart"
+# A DeiT-tiny-wide, 6-layer ViT on 8x8 patches: reaches >= 0.90 validation accuracy on the
+# digits in about two minutes on 2 CPU cores (measured numbers in docs/quickstart.md).
+MODEL = "scratch:deit-tiny:patch_size=8,num_hidden_layers=6"
+TRAINING = {
+    Task.MULTICLASS: {"image_size": 32, "epochs": 30},
+    Task.MULTILABEL: {"image_size": 32, "epochs": 25},
+}
+COMMON_TRAINING = {
+    "train_batch_size": 32,
+    "learning_rate": 1e-3,
+    "warmup_steps": 100,
+    "weight_decay": 0.05,
+    # Flips and small crops change what a digit is; the digits need none of them.
+    "augmentations": False,
+}
+MULTILABEL_SAMPLE_COUNT = 4000
+VALIDATION_FRACTION = 0.2
+SEED = 42
+ONLINE_IMAGES = 2  # the seed request's two images
+BATCH_IMAGES = 24
+REQUEST_TIMEOUT_S = 120.0
+
+
+class StageError(DeitkitError):
+    """A quickstart stage failed; the message names the stage and why."""
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where the quickstart writes everything, under one folder."""
+
+    root: Path
+
+    @property
+    def sample(self) -> Path:
+        return self.root / "sample"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def finetune(self) -> Path:
+        return self.root / "finetune"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.root / "evaluation"
+
+    @property
+    def online(self) -> Path:
+        return self.root / "online"
+
+    @property
+    def batch_input(self) -> Path:
+        return self.root / "batch" / "images"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "batch" / "predictions.csv"
+
+
+@dataclass
+class QuickstartResult:
+    """What the run did: seconds per stage, headline numbers, and the paths it wrote."""
+
+    task: Task
+    outputs: Outputs
+    timings: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def prepare_output(root: Path) -> Outputs:
+    """Create `root` afresh; only a previous quickstart output (it has MARKER) is replaced.
+
+    Raises:
+        ConfigError: `root` exists and is not a previous quickstart output.
+    """
+    if root.exists():
+        if not (root / MARKER).exists():
+            raise ConfigError(f"{root} exists and is not a previous quickstart output; use --out")
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / MARKER).touch()
+    return Outputs(root)
+
+
+def seed_request(images: Sequence[Path]) -> dict[str, Any]:
+    """The model card's request: `input_data` split form, images as `base64.encodebytes` makes."""
+    data = [base64.encodebytes(path.read_bytes()).decode("ascii") for path in images]
+    return {"input_data": {"columns": ["image"], "index": list(range(len(data))), "data": data}}
+
+
+def check_answer(answer: Any, *, n_images: int, labels: Sequence[str], task: Task) -> None:
+    """Raise StageError unless `answer` is the seed's response shape for `n_images` images."""
+    if not isinstance(answer, list) or len(answer) != n_images:
+        raise StageError(f"online endpoint: expected a list of {n_images} objects, got {answer!r}")
+    for index, item in enumerate(answer):
+        if not isinstance(item, dict) or set(item) != {"probs", "labels"}:
+            raise StageError(f"online endpoint: answer {index} is not {{probs, labels}}: {item}")
+        if item["labels"] != list(labels) or len(item["probs"]) != len(labels):
+            raise StageError(f"online endpoint: answer {index} does not follow the label order")
+        if not task.is_multilabel and abs(sum(item["probs"]) - 1.0) > 1e-3:
+            raise StageError(f"online endpoint: answer {index}'s probabilities do not sum to 1")
+
+
+def post_json(url: str, body: dict[str, Any]) -> Any:
+    """POST `body` as JSON; the decoded answer, or StageError with the server's message."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        raise StageError(f"online endpoint answered {err.code}: {err.read()[:500]!r}") from None
+    except (urllib.error.URLError, OSError) as err:
+        raise StageError(f"online endpoint unreachable at {url}: {err}") from None
+
+
+class Quickstart:
+    """Runs the stages in order, timing each; `say` prints progress lines.
+
+    Args:
+        task: Multiclass (digits) or multilabel (composed digits).
+        out: The output folder (recreated).
+        epochs: Override of the preset's epochs (tests and tries use 1).
+        say: Where progress lines go.
+    """
+
+    def __init__(
+        self, task: Task, out: Path, *, epochs: int | None = None, say: Callable[[str], None]
+    ):
+        self.task = task
+        self.epochs = epochs
+        self.say = say
+        self.outputs = prepare_output(out)
+        self.result = QuickstartResult(task, self.outputs)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage; any deitkit error inside it becomes StageError naming the stage."""
+        self.say(f"\n== {name} ==")
+        start = time.perf_counter()
+        try:
+            yield
+        except StageError:
+            raise
+        except DeitkitError as err:
+            raise StageError(f"stage '{name}' failed: {err}") from None
+        self.result.timings[name] = time.perf_counter() - start
+
+    def run(self) -> QuickstartResult:
+        """Every stage in order; the server is stopped whatever happens."""
+        imported = self.sample_data()
+        self.validate(imported.data_dir)
+        finetuned = self.finetune(imported.train_mltable, imported.validation_mltable)
+        classifier = self.evaluate(finetuned.mlflow_model_dir, imported.validation_mltable)
+        validation_images = self._validation_images(imported.validation_jsonl)
+        self.online(finetuned.mlflow_model_dir, validation_images[:ONLINE_IMAGES], classifier)
+        self.batch(classifier, validation_images[:BATCH_IMAGES])
+        return self.result
+
+    def sample_data(self):
+        from deitkit.data.importer import import_dataset
+        from deitkit.data.samples import write_digits, write_digits_multilabel
+
+        out = self.outputs
+        with self.stage("sample data"):
+            if self.task.is_multilabel:
+                sample = write_digits_multilabel(
+                    out.sample / "digits-multilabel", count=MULTILABEL_SAMPLE_COUNT
+                )
+            else:
+                sample = write_digits(out.sample / "digits")
+            imported = import_dataset(
+                sample, out.data, split=VALIDATION_FRACTION, seed=SEED, task=self.task
+            )
+            shutil.rmtree(out.sample)  # the import holds a copy; keep one
+            self.say(
+                f"{imported.n_train} training and {imported.n_validation} validation images, "
+                f"{len(imported.labels)} labels; MLTable folders in {out.data}"
+            )
+        self.result.paths["training data (MLTable)"] = imported.train_mltable
+        self.result.paths["validation data (MLTable)"] = imported.validation_mltable
+        self.result.facts["labels"] = len(imported.labels)
+        return imported
+
+    def validate(self, data_dir: Path) -> None:
+        from deitkit.data.validate import validate_dataset
+
+        with self.stage("validate"):
+            report = validate_dataset(data_dir, task=self.task)
+            self.say(report.to_text())
+            if not report.ok:
+                raise StageError("stage 'validate' failed: the sample data has errors (above)")
+        self.result.facts["images"] = len(report.dataset)
+
+    def finetune(self, train: Path, validation: Path):
+        from deitkit.training.config import FinetuneConfig
+        from deitkit.training.run import finetune
+
+        training = {**COMMON_TRAINING, **TRAINING[self.task]}
+        if self.epochs is not None:
+            training["epochs"] = self.epochs
+        with self.stage("fine-tune + package"):
+            finetuned = finetune(
+                FinetuneConfig(
+                    model=MODEL,
+                    train=str(train),
+                    validation=str(validation),
+                    output=str(self.outputs.finetune),
+                    task=self.task,
+                    resume=False,
+                    **training,
+                )
+            )
+        metric = self.task.primary_metric
+        self.result.facts.update(
+            model=MODEL,
+            epochs=training["epochs"],
+            precision=finetuned.metrics["precision"],
+            validation_metric=(metric, finetuned.metrics[f"eval_{metric}"]),
+        )
+        self.result.paths["fine-tuning metrics"] = finetuned.output_dir / "metrics.json"
+        self.result.paths["checkpoint (Hugging Face)"] = finetuned.model_dir
+        self.result.paths["packaged model (MLflow)"] = finetuned.mlflow_model_dir
+        return finetuned
+
+    def evaluate(self, model_dir: Path, data: Path):
+        """Evaluate the packaged model (loading it is its first check); the loaded Classifier."""
+        from deitkit.evaluation import ARTIFACTS_DIR, METRICS_FILE, evaluate
+        from deitkit.inference import load_classifier
+
+        with self.stage("evaluate"):
+            classifier = load_classifier(model_dir)
+            evaluation = evaluate(classifier, data, self.outputs.evaluation)
+            metric = evaluation.primary_metric
+            self.say(
+                f"{evaluation.n_scored} images: {metric} {evaluation.metrics[metric]:.4f}, "
+                f"{len(evaluation.artifacts)} artifacts"
+            )
+        self.result.facts["evaluation"] = {
+            name: evaluation.metrics[name]
+            for name in (evaluation.primary_metric, "f1_score_macro", "AUC_macro")
+        }
+        self.result.paths["evaluation metrics"] = self.outputs.evaluation / METRICS_FILE
+        self.result.paths["evaluation artifacts"] = self.outputs.evaluation / ARTIFACTS_DIR
+        return classifier
+
+    def online(self, model_dir: Path, images: Sequence[Path], classifier) -> None:
+        from deitkit.serving.server import LocalServer
+
+        out = self.outputs.online
+        with self.stage("online endpoint"):
+            out.mkdir(parents=True)
+            body = seed_request(images)
+            (out / "request.json").write_text(json.dumps(body, indent=2) + "\n")
+            with LocalServer(model_dir) as server:
+                self.say(f"azureml-inference-server-http on {server.url} (POST /score)")
+                start = time.perf_counter()
+                answer = post_json(server.url + "/score", body)
+                latency = time.perf_counter() - start
+            self.say("server stopped")
+            check_answer(answer, n_images=len(images), labels=classifier.labels, task=self.task)
+            (out / "response.json").write_text(json.dumps(answer, indent=2) + "\n")
+        self.result.facts["online"] = {
+            "images": [path.name for path in images],
+            "answer": answer,
+            "latency_ms": latency * 1000,
+        }
+        self.result.paths["online request / response"] = out
+
+    def batch(self, classifier, images: Sequence[Path]) -> None:
+        from deitkit.batch import batch_score
+
+        folder = self.outputs.batch_input
+        with self.stage("batch endpoint"):
+            folder.mkdir(parents=True)
+            for path in images:
+                # The class folder in the name shows the true label beside each prediction.
+                shutil.copy2(path, folder / f"{path.parent.name}-{path.name}")
+            summary = batch_score(classifier, folder, self.outputs.predictions)
+            self.say(f"{summary.rows} rows, {summary.errors} with an error")
+        self.result.facts["batch"] = {"rows": summary.rows, "errors": summary.errors}
+        self.result.paths["batch predictions"] = self.outputs.predictions
+
+    def _validation_images(self, jsonl: Path) -> list[Path]:
+        """Validation image files, in annotation order (image_url is relative to the file)."""
+        rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
+        return [jsonl.parent / row["image_url"] for row in rows]
