@@ -240,8 +240,9 @@ def stage_times(model_dir: Path, bodies: list[bytes], repeats: int = STAGE_REPEA
     stages = {
         "json+decode": lambda: classifier.decode_inputs(json.loads(body)["input_data"]["data"]),
         "preprocess": lambda: classifier.transform(images),
-        "forward_fp32": lambda: classifier.forward(pixels, False),
-        "forward_bf16": lambda: classifier.forward(pixels, True),
+        "forward_fp32": lambda: classifier.forward(pixels, "fp32"),
+        "forward_bf16": lambda: classifier.forward(pixels, "bf16"),
+        "forward_int8": lambda: classifier.forward(pixels, "int8"),
         "all": lambda: classifier.predict_inputs(json.loads(body)["input_data"]["data"]),
     }
     times = {}

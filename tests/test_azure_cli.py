@@ -413,3 +413,16 @@ def test_placeholder_workspace_is_refused_before_connecting(azure_cli, tmp_path,
     assert result.exit_code == 2
     assert "subscription_id is a placeholder ('<SUBSCRIPTION_ID>')" in result.stderr
     assert azure_cli.connected == []
+
+
+def test_workspace_check_prints_the_resolved_workspace_and_connects_nothing(azure_cli):
+    result = azure_cli(f"workspace {WORKSPACE}")
+    assert result.exit_code == 0, result.output
+    assert f"workspace ws in resource group rg, subscription {SUB} (from flags)" in result.stdout
+    assert azure_cli.connected == []
+
+
+def test_workspace_check_refuses_a_placeholder(azure_cli):
+    result = azure_cli("workspace --subscription <SUBSCRIPTION_ID> --resource-group rg --workspace ws")
+    assert result.exit_code == 2
+    assert "placeholder" in result.stderr

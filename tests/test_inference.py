@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageClassification
 
+import deitkit.inference.classifier as classifier_module
 import deitkit.inference.precision as precision_module
 import deitkit.inference.threads as threads_module
 from deitkit.errors import ConfigError, ImageError
@@ -26,7 +27,7 @@ from deitkit.inference import (
     load_classifier,
     read_checkpoint,
 )
-from deitkit.inference.precision import calibration_pixels, same_predictions
+from deitkit.inference.precision import calibration_pixels, choose_precision, same_predictions
 from deitkit.inference.threads import _cgroup_quota
 from deitkit.tasks import Task
 
@@ -229,11 +230,12 @@ def test_image_limits_apply_to_inputs(classifier, monkeypatch):
         classifier.decode_inputs([png_base64()])
 
 
-# --- bf16 ---------------------------------------------------------------------------------
+# --- precision: int8, bf16, fp32 ---------------------------------------------------------------------------------
 
 
 def test_bf16_is_kept_only_when_it_agrees_with_fp32(tiny_checkpoint, colour_folders, monkeypatch):
     monkeypatch.setattr(precision_module, "native_bf16", lambda device: True)
+    monkeypatch.setattr(precision_module, "cpu_int8", lambda device: False)
     torch.manual_seed(0)
     folder = tiny_checkpoint("deit", labels=LABELS)
     fp32 = Classifier.from_pretrained(folder, dtype="float32")
@@ -241,7 +243,7 @@ def test_bf16_is_kept_only_when_it_agrees_with_fp32(tiny_checkpoint, colour_fold
     assert auto.precision.name == "bf16", auto.precision.reason
 
     pixels = fp32.transform.normalize(calibration_pixels(*fp32.transform.output_size))
-    assert len(set(fp32.forward(pixels, False).argmax(1).tolist())) > 1  # a real test of top-1
+    assert len(set(fp32.forward(pixels, "fp32").argmax(1).tolist())) > 1  # a real test of top-1
     images = colour_images(colour_folders)
     reference, candidate = fp32.predict_images(images), auto.predict_images(images)
     np.testing.assert_array_equal(candidate.argmax(1), reference.argmax(1))
@@ -251,6 +253,7 @@ def test_bf16_is_kept_only_when_it_agrees_with_fp32(tiny_checkpoint, colour_fold
 
 def test_bf16_that_flips_a_prediction_falls_back_to_fp32(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr(precision_module, "native_bf16", lambda device: True)
+    monkeypatch.setattr(precision_module, "cpu_int8", lambda device: False)
     folder = tiny_checkpoint("deit", labels=["a", "b"])
     model = AutoModelForImageClassification.from_pretrained(folder)
     with torch.no_grad():
@@ -266,10 +269,90 @@ def test_bf16_that_flips_a_prediction_falls_back_to_fp32(tiny_checkpoint, monkey
     assert classifier.precision.reason == "bf16 changed predictions on the calibration images"
 
 
+def test_int8_is_chosen_on_cpus_when_it_agrees_with_fp32(tiny_checkpoint, colour_folders):
+    torch.manual_seed(0)
+    folder = tiny_checkpoint("vit", labels=LABELS)
+    fp32 = Classifier.from_pretrained(folder, dtype="float32")
+    auto = Classifier.from_pretrained(folder)
+    assert auto.precision.name == "int8", auto.precision.reason
+    images = colour_images(colour_folders)
+    reference, candidate = fp32.predict_images(images), auto.predict_images(images)
+    np.testing.assert_array_equal(candidate.argmax(1), reference.argmax(1))
+    np.testing.assert_allclose(candidate, reference, atol=precision_module.MAX_INT8_DRIFT)
+    assert not np.array_equal(candidate, reference)  # it really ran quantized
+    quantized = [m for m in auto._int8_model.modules() if "quantized" in type(m).__module__]
+    assert len(quantized) >= 2 * 6  # every Linear of both layers (attention and MLP)
+
+
+class _Reversed(torch.nn.Module):
+    """A 'quantized' model that reverses the logits: it changes every top-1 prediction."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values):
+        output = self.model(pixel_values=pixel_values)
+        output.logits = output.logits.flip(-1)
+        return output
+
+
+@pytest.mark.parametrize("bf16, expected", [(True, "bf16"), (False, "fp32")])
+def test_int8_that_changes_predictions_is_refused(tiny_checkpoint, monkeypatch, bf16, expected):
+    monkeypatch.setattr(classifier_module, "quantize_int8", _Reversed)
+    monkeypatch.setattr(precision_module, "native_bf16", lambda device: bf16)
+    torch.manual_seed(0)
+    classifier = Classifier.from_pretrained(tiny_checkpoint("deit", labels=LABELS))
+    assert classifier.precision.name == expected
+    if expected == "fp32":
+        assert classifier.precision.reason == (
+            "int8 changed predictions on the calibration images"
+        )
+    assert classifier._int8_model is None  # the refused copy is not kept
+
+
+def test_int8_that_moves_probabilities_too_far_is_refused(monkeypatch):
+    monkeypatch.setattr(precision_module, "native_bf16", lambda device: False)
+    reference = torch.tensor([[0.70, 0.20, 0.10]])
+    drifted = torch.tensor([[0.60, 0.25, 0.15]])  # same labels, 0.10 away
+
+    def forward(pixels, precision):
+        return drifted if precision == "int8" else reference
+
+    device = torch.device("cpu")
+    chosen = choose_precision(
+        "auto", forward, torch.zeros(1), device=device, task=Task.MULTICLASS, threshold=0.5
+    )
+    assert chosen == precision_module.Precision(
+        "fp32", "int8 moved a probability by 0.10 on the calibration images"
+    )
+
+
+def test_explicit_int8_needs_a_cpu_and_the_environment_can_choose(tiny_checkpoint, monkeypatch):
+    with pytest.raises(ConfigError, match="dtype 'int8' runs on CPUs"):
+        choose_precision(
+            "int8",
+            lambda pixels, precision: pixels,
+            torch.zeros(1),
+            device=torch.device("cuda"),
+            task=Task.MULTICLASS,
+            threshold=0.5,
+        )
+    folder = tiny_checkpoint("deit")
+    monkeypatch.setenv("DEITKIT_INFERENCE_DTYPE", "float32")
+    assert Classifier.from_pretrained(folder).precision == precision_module.Precision(
+        "fp32", "requested"
+    )
+    monkeypatch.setenv("DEITKIT_INFERENCE_DTYPE", "int8")
+    assert Classifier.from_pretrained(folder).precision.name == "int8"
+
+
 def test_precision_without_native_bf16_and_explicit_choices(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr(precision_module, "native_bf16", lambda device: False)
+    monkeypatch.setattr(precision_module, "cpu_int8", lambda device: False)
     folder = tiny_checkpoint("deit")
-    assert Classifier.from_pretrained(folder).precision.reason == "cpu has no native bf16"
+    reason = Classifier.from_pretrained(folder).precision.reason
+    assert reason == "cpu has no native bf16 or int8"
     forced = Classifier.from_pretrained(folder, dtype="bfloat16").precision
     assert forced.name == "bf16" and "slower than fp32" in forced.reason
     with pytest.raises(ConfigError, match="dtype 'float16' is not supported"):
@@ -321,3 +404,12 @@ def test_thread_count_respects_cgroup_quotas(tmp_path):
     (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000")
     (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000")
     assert _cgroup_quota(tmp_path) == 1
+
+
+def test_int8_answers_do_not_depend_on_the_batch(tiny_checkpoint, colour_folders):
+    torch.manual_seed(0)
+    classifier = Classifier.from_pretrained(tiny_checkpoint("deit", labels=LABELS), dtype="int8")
+    images = colour_images(colour_folders)
+    together = classifier.predict_images(images)
+    alone = np.concatenate([classifier.predict_images([image]) for image in images])
+    np.testing.assert_array_equal(together, alone)

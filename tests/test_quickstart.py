@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from deitkit.cli.main import cli
 from deitkit.errors import ConfigError
-from deitkit.quickstart import MARKER, StageError, check_answer, prepare_output, seed_request
+from deitkit.quickstart import MARKER, StageError, check_answer, prepare_output
 from deitkit.tasks import Task
 
 pytestmark = pytest.mark.slow
@@ -90,15 +90,6 @@ def test_an_output_folder_that_is_not_ours_is_refused_untouched(tmp_path):
     (previous / "old.txt").write_text("old")
     assert prepare_output(previous).root == previous
     assert not (previous / "old.txt").exists()
-
-
-def test_seed_request_is_the_model_cards_split_form(tmp_path):
-    image = tmp_path / "a.png"
-    image.write_bytes(b"\x89PNG" + bytes(100))
-    body = seed_request([image, image])
-    assert list(body) == ["input_data"]
-    assert body["input_data"]["index"] == [0, 1]
-    assert body["input_data"]["data"][0].endswith("\n")
 
 
 @pytest.mark.parametrize(

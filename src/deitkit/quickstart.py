@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import time
@@ -104,12 +103,6 @@ def prepare_output(root: Path) -> Outputs:
     root.mkdir(parents=True)
     (root / MARKER).touch()
     return Outputs(root)
-
-
-def seed_request(images: Sequence[Path]) -> dict[str, Any]:
-    """The model card's request: `input_data` split form, images as `base64.encodebytes` makes."""
-    data = [base64.encodebytes(path.read_bytes()).decode("ascii") for path in images]
-    return {"input_data": {"columns": ["image"], "index": list(range(len(data))), "data": data}}
 
 
 def check_answer(answer: Any, *, n_images: int, labels: Sequence[str], task: Task) -> None:
@@ -270,12 +263,13 @@ class Quickstart:
         return classifier
 
     def online(self, model_dir: Path, images: Sequence[Path], classifier) -> None:
+        from deitkit.serving.request_body import request_body
         from deitkit.serving.server import LocalServer
 
         out = self.outputs.online
         with self.stage("online endpoint"):
             out.mkdir(parents=True)
-            body = seed_request(images)
+            body = request_body(images)  # the model card's split form
             (out / "request.json").write_text(json.dumps(body, indent=2) + "\n")
             with LocalServer(model_dir) as server:
                 self.say(f"azureml-inference-server-http on {server.url} (POST /score)")

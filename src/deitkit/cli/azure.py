@@ -109,6 +109,26 @@ def _echo_lines(func: Callable) -> Callable:
     return wrapper
 
 
+@azure.command("workspace")
+@_options(assets=False, dry_run=False)
+def workspace(**kw: Any) -> None:
+    """Check which workspace the flags or config.json name, without calling Azure.
+
+    Exits 2 when a value is missing or still a template placeholder (<SUBSCRIPTION_ID>, ...),
+    so a script can stop before it spends any time or money.
+    """
+    found = ws.resolve_workspace(
+        subscription=kw["subscription"],
+        resource_group=kw["resource_group"],
+        workspace=kw["workspace"],
+        config=kw["config"],
+    )
+    click.echo(
+        f"workspace {found.workspace_name} in resource group {found.resource_group}, "
+        f"subscription {found.subscription_id} (from {found.source})"
+    )
+
+
 @azure.command()
 @click.option(
     "--task",

@@ -16,6 +16,7 @@ from deitkit.cli.finetune import finetune
 from deitkit.cli.package import package
 from deitkit.cli.predict import predict
 from deitkit.cli.quickstart import quickstart
+from deitkit.cli.request import request
 from deitkit.cli.serve import serve
 from deitkit.cli.sku import sku
 from deitkit.errors import DeitkitError
@@ -49,6 +50,7 @@ cli.add_command(finetune)
 cli.add_command(package)
 cli.add_command(predict)
 cli.add_command(quickstart)
+cli.add_command(request)
 cli.add_command(serve)
 cli.add_command(sku)
 

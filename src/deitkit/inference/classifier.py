@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from deitkit.images import ImageLimits, limits_from_env
 from deitkit.inference.checkpoint import has_safetensors, read_checkpoint
 from deitkit.inference.inputs import FetchUrl, decode_input
 from deitkit.inference.precision import calibration_pixels, choose_precision
+from deitkit.inference.quantize import quantize_int8
 from deitkit.inference.prediction import Prediction, check_threshold
 from deitkit.inference.threads import configure_threads
 from deitkit.tasks import Task
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 # Images per forward pass: bounds activation memory (DeiT-base at 224 px needs about 40 MB of
 # activations per image in fp32) while keeping matrix multiplies large enough to be efficient.
 MAX_BATCH_SIZE = 32
+# Overrides `auto` for every loader (server, batch, evaluate): auto, float32, bfloat16, int8.
+DTYPE_ENV = "DEITKIT_INFERENCE_DTYPE"
 
 
 class Classifier:
@@ -39,7 +43,7 @@ class Classifier:
         labels: The label list, in the model's output order.
         task: Multiclass (softmax) or multilabel (sigmoid).
         threshold: Default multilabel threshold of the predictions.
-        precision: fp32 or bf16, and why (see `deitkit.inference.precision.choose_precision`).
+        precision: fp32, bf16 or int8, and why (see `deitkit.inference.precision`).
         device: Where the model runs.
         transform: The checkpoint's evaluation preprocessing.
         limits: Checked on every input image before it is decoded.
@@ -66,6 +70,7 @@ class Classifier:
         ):
             raise ConfigError(f"max_batch_size must be an integer >= 1, got {max_batch_size!r}")
         self.model = model.eval()
+        self._int8_model: torch.nn.Module | None = None  # built on first int8 use
         self.transform = transform
         self.labels = list(labels)
         self.task = task
@@ -81,7 +86,7 @@ class Classifier:
         path: str | Path,
         *,
         device: str | torch.device | None = None,
-        dtype: str = "auto",
+        dtype: str | None = None,
         threshold: float | None = None,
         max_batch_size: int = MAX_BATCH_SIZE,
         limits: ImageLimits | None = None,
@@ -92,8 +97,9 @@ class Classifier:
         Args:
             path: Folder with config.json, the weights and preprocessor_config.json.
             device: Where to run; None: the GPU when there is one, else the CPU.
-            dtype: `auto` (bf16 where native and prediction-preserving, else fp32),
-                `float32` or `bfloat16`.
+            dtype: `auto` (int8 on CPUs, else bf16 where native, when it keeps the fp32
+                predictions; else fp32), `float32`, `bfloat16` or `int8`; None:
+                `$DEITKIT_INFERENCE_DTYPE`, else `auto`.
             threshold: Default multilabel threshold; None: deitkit.json's, else 0.5.
             max_batch_size: Most images per forward pass.
             limits: Image limits; None: `deitkit.images.limits_from_env()`.
@@ -131,13 +137,14 @@ class Classifier:
         )
         pixels = transform.normalize(calibration_pixels(*transform.output_size))
         classifier.precision = choose_precision(
-            dtype,
+            dtype or os.environ.get(DTYPE_ENV, "").strip() or "auto",
             classifier.forward,
             pixels,
             device=device,
             task=info.task,
             threshold=classifier.threshold,
         )
+        classifier.drop_unused_models()
         log.info(
             "loaded %s on %s in %s (%s)",
             path,
@@ -151,17 +158,39 @@ class Classifier:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def forward(self, pixels: torch.Tensor, bf16: bool) -> torch.Tensor:
-        """Probabilities (N, C) float32 on the CPU for normalised pixels (N, 3, H, W)."""
+    def forward(self, pixels: torch.Tensor, precision: str | None = None) -> torch.Tensor:
+        """Probabilities (N, C) float32 on the CPU for normalised pixels (N, 3, H, W).
+
+        `precision` (fp32, bf16 or int8) defaults to the one chosen at load time.
+        """
+        precision = precision or self.precision.name
         device = self.device
+        model = self._int8() if precision == "int8" else self.model
         with (
             torch.inference_mode(),
-            torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"),
         ):
-            logits = self.model(pixel_values=pixels.to(device)).logits.float()
+            pixels = pixels.to(device)
+            if precision == "int8":
+                # Dynamic quantization scales activations over the whole input tensor, so a
+                # batch would make each image's answer depend on its neighbours; one image
+                # per call keeps every answer the same however requests are batched.
+                logits = torch.cat([model(pixel_values=p[None]).logits for p in pixels]).float()
+            else:
+                logits = model(pixel_values=pixels).logits.float()
             # The task picks the activation: independent sigmoids or one softmax over labels.
             probs = logits.sigmoid() if self.task.is_multilabel else logits.softmax(dim=-1)
         return probs.cpu()
+
+    def _int8(self) -> torch.nn.Module:
+        if self._int8_model is None:
+            self._int8_model = quantize_int8(self.model)
+        return self._int8_model
+
+    def drop_unused_models(self) -> None:
+        """Keep only the model the chosen precision runs (the fp32 copy stays for fp32/bf16)."""
+        if self.precision.name != "int8":
+            self._int8_model = None
 
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Probabilities (N, C) float32, in label order, for RGB images.
@@ -179,14 +208,10 @@ class Classifier:
         if not images:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         chunks = [
-            self.forward(self.transform(images[start : start + self.max_batch_size]), self.bf16)
+            self.forward(self.transform(images[start : start + self.max_batch_size]))
             for start in range(0, len(images), self.max_batch_size)
         ]
         return torch.cat(chunks).numpy()
-
-    @property
-    def bf16(self) -> bool:
-        return self.precision.bf16
 
     def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
         """One Prediction per RGB image (see `predict_images`)."""

@@ -1,0 +1,118 @@
+# shellcheck shell=bash
+# Shared by the CLI samples: parameters, the data step, the workspace check, a local endpoint.
+# Every parameter is an environment variable; the defaults run everything on this machine.
+
+TARGET="${TARGET:-local}"                       # local | azure
+FRIDGE_ZIP="${FRIDGE_ZIP:-}"                    # a downloaded fridgeObjects.zip (see README)
+EPOCHS="${EPOCHS:-10}"
+# The quickstart's small DeiT-shaped model, trained from scratch at 32 px on the digits. With a
+# real fridgeObjects zip and a model hub, use MODEL=facebook/deit-base-patch16-224 IMAGE_SIZE=224
+# LEARNING_RATE=5e-5 AUGMENTATIONS=true (Azure's defaults).
+MODEL="${MODEL:-scratch:deit-tiny:patch_size=8,num_hidden_layers=6}"
+IMAGE_SIZE="${IMAGE_SIZE:-32}"
+LEARNING_RATE="${LEARNING_RATE:-1e-3}"
+AUGMENTATIONS="${AUGMENTATIONS:-false}"
+# Azure: the workspace (placeholders are refused before anything runs) and what to run on.
+SUBSCRIPTION_ID="${SUBSCRIPTION_ID:-<SUBSCRIPTION_ID>}"
+RESOURCE_GROUP="${RESOURCE_GROUP:-<RESOURCE_GROUP>}"
+WORKSPACE_NAME="${WORKSPACE_NAME:-<WORKSPACE_NAME>}"
+DRY_RUN="${DRY_RUN:-0}"                         # 1: print the Azure ML entities, call nothing
+PORT="${PORT:-5001}"                            # the local endpoint's port (azmlinfsrv's default)
+# The catalog model Azure serves and fine-tunes (azureml registry).
+CATALOG_MODEL="${CATALOG_MODEL:-azureml://registries/azureml/models/facebook-deit-base-patch16-224/labels/latest}"
+
+SAMPLE_MARKER=".deitkit-sample-run"
+
+# start_sample NAME: check the parameters and make a fresh WORK_DIR (default sample-output/NAME).
+start_sample() {
+  case "$TARGET" in
+    local | azure) ;;
+    *) echo "error: TARGET must be local or azure, got '$TARGET'" >&2; exit 2 ;;
+  esac
+  if [ "$TARGET" = azure ]; then
+    # Checked before anything else runs: placeholders or a malformed id stop here.
+    deitkit azure workspace "${WORKSPACE_FLAGS[@]}"
+  fi
+  WORK_DIR="${WORK_DIR:-sample-output/$1}"
+  if [ -e "$WORK_DIR" ]; then
+    # Only a previous run of a sample is replaced; anything else is the user's and stays.
+    if [ ! -e "$WORK_DIR/$SAMPLE_MARKER" ]; then
+      echo "error: $WORK_DIR exists and is not a sample's output; set WORK_DIR" >&2
+      exit 2
+    fi
+    rm -rf "$WORK_DIR"
+  fi
+  mkdir -p "$WORK_DIR"
+  touch "$WORK_DIR/$SAMPLE_MARKER"
+  echo "== $1 (TARGET=$TARGET) in $WORK_DIR"
+}
+
+WORKSPACE_FLAGS=(--subscription "$SUBSCRIPTION_ID" --resource-group "$RESOURCE_GROUP"
+  --workspace "$WORKSPACE_NAME")
+
+# dry_run_flag: --dry-run when DRY_RUN=1.
+dry_run_flag() {
+  if [ "$DRY_RUN" = 1 ]; then echo --dry-run; fi
+}
+
+# prepare_data KIND: WORK_DIR/data with MLTable folders, from FRIDGE_ZIP or the digits sample.
+# KIND is multiclass or multilabel.
+prepare_data() {
+  if [ -n "$FRIDGE_ZIP" ]; then
+    deitkit data import "$FRIDGE_ZIP" --out "$WORK_DIR/data"
+  else
+    local sample=digits
+    if [ "$1" = multilabel ]; then sample=digits-multilabel; fi
+    deitkit data sample "$sample" --out "$WORK_DIR/sample"
+    deitkit data import "$WORK_DIR/sample" --out "$WORK_DIR/data" --split 0.2
+  fi
+  TRAIN_DATA="$WORK_DIR/data/training-mltable-folder"
+  VALIDATION_DATA="$WORK_DIR/data/validation-mltable-folder"
+}
+
+# first_images N: the first N validation image paths, one per line.
+first_images() {
+  head -n "$1" "$WORK_DIR/data/validation_annotations.jsonl" \
+    | sed -e 's/.*"image_url": *"\([^"]*\)".*/\1/' -e "s|^|$WORK_DIR/data/|"
+}
+
+# train_quick_model TASK: fine-tune MODEL on WORK_DIR/data into WORK_DIR/finetune.
+train_quick_model() {
+  deitkit finetune --model "$MODEL" --task "$1" \
+    --train "$TRAIN_DATA" --validation "$VALIDATION_DATA" --output "$WORK_DIR/finetune" \
+    --epochs "$EPOCHS" --image-size "$IMAGE_SIZE" --learning-rate "$LEARNING_RATE" \
+    --augmentations "$AUGMENTATIONS"
+}
+
+# start_local_endpoint MODEL_DIR: deitkit serve on 127.0.0.1:PORT; sets ENDPOINT_URL.
+# The server is stopped when the script exits, whatever happens.
+start_local_endpoint() {
+  deitkit serve --model "$1" --port "$PORT" >"$WORK_DIR/server.log" 2>&1 &
+  SERVER_PID=$!
+  trap stop_local_endpoint EXIT
+  ENDPOINT_URL="http://127.0.0.1:$PORT"
+  for _ in $(seq 1 180); do
+    if curl -fs "$ENDPOINT_URL/" >/dev/null 2>&1; then
+      echo "local endpoint: $ENDPOINT_URL (azureml-inference-server-http)"
+      return 0
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+    sleep 1
+  done
+  echo "error: the local endpoint did not start; its log:" >&2
+  cat "$WORK_DIR/server.log" >&2
+  exit 1
+}
+
+stop_local_endpoint() {
+  if [ -n "${SERVER_PID:-}" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+}
+
+# score FILE: POST the JSON body in FILE to the local endpoint; print the answer.
+score() {
+  curl -fsS -H 'Content-Type: application/json' --data @"$1" "$ENDPOINT_URL/score"
+  echo
+}

@@ -1,0 +1,53 @@
+"""`deitkit request`: write a /score request body for image files (what curl or az ml sends)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from deitkit.serving.request_body import FORMS
+
+
+@click.command("request")
+@click.argument(
+    "images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--form",
+    type=click.Choice(FORMS),
+    default="input_data",
+    show_default=True,
+    help="input_data: the model card's split form; list: ranked labels per image; or MLflow's.",
+)
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None)
+@click.option("--top-k", type=click.IntRange(min=1), default=None)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File to write (default: standard output).",
+)
+def request(
+    images: tuple[Path, ...],
+    form: str,
+    threshold: float | None,
+    top_k: int | None,
+    output: Path | None,
+) -> None:
+    """Write the JSON body that scores IMAGES on an online endpoint (local or Azure).
+
+    For example: deitkit request a.jpg b.jpg --output request.json, then
+    curl -H 'Content-Type: application/json' --data @request.json http://127.0.0.1:5001/score
+    or az ml online-endpoint invoke --request-file request.json.
+    """
+    from deitkit.serving.request_body import request_body
+
+    params = {k: v for k, v in (("threshold", threshold), ("top_k", top_k)) if v is not None}
+    text = json.dumps(request_body(images, form=form, params=params)) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote a {form} request with {len(images)} image(s) to {output}")
