@@ -18,8 +18,8 @@ RESOURCE_GROUP="${RESOURCE_GROUP:-<RESOURCE_GROUP>}"
 WORKSPACE_NAME="${WORKSPACE_NAME:-<WORKSPACE_NAME>}"
 DRY_RUN="${DRY_RUN:-0}"                         # 1: print the Azure ML entities, call nothing
 PORT="${PORT:-5001}"                            # the local endpoint's port (azmlinfsrv's default)
-# The catalog model Azure serves and fine-tunes (azureml registry).
-CATALOG_MODEL="${CATALOG_MODEL:-azureml://registries/azureml/models/facebook-deit-base-patch16-224/labels/latest}"
+HUB_MODEL="${HUB_MODEL:-facebook/deit-base-patch16-224}"   # what Azure's pipeline fine-tunes
+FINETUNE_SKU="${FINETUNE_SKU:-Standard_NC4as_T4_v3}"      # one of the finetune allow-list
 
 SAMPLE_MARKER=".deitkit-sample-run"
 
@@ -115,4 +115,38 @@ stop_local_endpoint() {
 score() {
   curl -fsS -H 'Content-Type: application/json' --data @"$1" "$ENDPOINT_URL/score"
   echo
+}
+
+# quick_model: MODEL_DIR if set, else fine-tune MODEL on the sample data first (multiclass).
+quick_model() {
+  if [ -n "${MODEL_DIR:-}" ]; then
+    echo "$MODEL_DIR"
+    return
+  fi
+  train_quick_model image-classification >&2
+  echo "$WORK_DIR/finetune/mlflow_model"
+}
+
+# finetune_sample TASK KIND: the fine-tuning samples' flow (KIND: multiclass or multilabel).
+finetune_sample() {
+  local task=$1 kind=$2
+  prepare_data "$kind"
+  deitkit data validate "$TRAIN_DATA" --task "$task"
+  if [ "$TARGET" = azure ]; then
+    # Azure's pipeline: fine-tune, evaluate and package on a GPU size from the allow-list.
+    # shellcheck disable=SC2046  # dry_run_flag is one word or none
+    deitkit azure finetune --task "$task" --training-data "$TRAIN_DATA" \
+      --validation-data "$VALIDATION_DATA" --model-name "$HUB_MODEL" \
+      --instance-type "$FINETUNE_SKU" "${WORKSPACE_FLAGS[@]}" $(dry_run_flag)
+    echo "then: register the job's mlflow_model_folder output and deploy it (the endpoint samples)"
+    return
+  fi
+  train_quick_model "$task"
+  deitkit evaluate --model "$WORK_DIR/finetune/mlflow_model" --data "$VALIDATION_DATA" \
+    --output "$WORK_DIR/evaluation"
+  start_local_endpoint "$WORK_DIR/finetune/mlflow_model"
+  local images
+  mapfile -t images < <(first_images 2)
+  deitkit request "${images[@]}" --output "$WORK_DIR/request.json"
+  score "$WORK_DIR/request.json" | tee "$WORK_DIR/response.json"
 }

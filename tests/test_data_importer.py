@@ -300,3 +300,12 @@ def test_a_bad_folder_leaves_no_output(tmp_path):
     with pytest.raises(DataError, match="training set empty"):
         import_dataset(folder, out)
     assert not out.exists()
+
+
+def test_validation_images_lists_the_files_in_annotation_order(tmp_path):
+    result = import_dataset(_class_zip(tmp_path / "fridge.zip", FRIDGE), tmp_path / "data")
+    images = result.validation_images()
+    assert len(images) == result.n_validation and all(p.is_file() for p in images)
+    urls = [row["image_url"] for row in _jsonl(result.validation_jsonl)]
+    assert [p.relative_to(result.out_dir).as_posix() for p in images] == urls
+    assert result.validation_images(2) == images[:2]

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deitkit.errors import ConfigError, DeitkitError
+from deitkit.errors import DeitkitError
 from deitkit.tasks import Task
+from deitkit.workdir import fresh_folder
 
 MARKER = ".deitkit-quickstart"
 # A DeiT-tiny-wide, 6-layer ViT on 8x8 patches: reaches >= 0.90 validation accuracy on the
@@ -96,13 +97,7 @@ def prepare_output(root: Path) -> Outputs:
     Raises:
         ConfigError: `root` exists and is not a previous quickstart output.
     """
-    if root.exists():
-        if not (root / MARKER).exists():
-            raise ConfigError(f"{root} exists and is not a previous quickstart output; use --out")
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    (root / MARKER).touch()
-    return Outputs(root)
+    return Outputs(fresh_folder(root, marker=MARKER, what="a previous quickstart output"))
 
 
 def check_answer(answer: Any, *, n_images: int, labels: Sequence[str], task: Task) -> None:
@@ -170,7 +165,7 @@ class Quickstart:
         self.validate(imported.data_dir)
         finetuned = self.finetune(imported.train_mltable, imported.validation_mltable)
         classifier = self.evaluate(finetuned.mlflow_model_dir, imported.validation_mltable)
-        validation_images = self._validation_images(imported.validation_jsonl)
+        validation_images = imported.validation_images()
         self.online(finetuned.mlflow_model_dir, validation_images[:ONLINE_IMAGES], classifier)
         self.batch(classifier, validation_images[:BATCH_IMAGES])
         return self.result
@@ -263,7 +258,7 @@ class Quickstart:
         return classifier
 
     def online(self, model_dir: Path, images: Sequence[Path], classifier) -> None:
-        from deitkit.serving.request_body import request_body
+        from deitkit.score_request import request_body
         from deitkit.serving.server import LocalServer
 
         out = self.outputs.online
@@ -299,8 +294,3 @@ class Quickstart:
             self.say(f"{summary.rows} rows, {summary.errors} with an error")
         self.result.facts["batch"] = {"rows": summary.rows, "errors": summary.errors}
         self.result.paths["batch predictions"] = self.outputs.predictions
-
-    def _validation_images(self, jsonl: Path) -> list[Path]:
-        """Validation image files, in annotation order (image_url is relative to the file)."""
-        rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
-        return [jsonl.parent / row["image_url"] for row in rows]

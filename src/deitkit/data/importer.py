@@ -56,6 +56,11 @@ class ImportResult:
     task: Task
     data_dir: Path
 
+    def validation_images(self, count: int | None = None) -> list[Path]:
+        """The first `count` (default all) validation image files, in annotation order."""
+        lines = self.validation_jsonl.read_text(encoding="utf-8").splitlines()[:count]
+        return [self.out_dir / json.loads(line)["image_url"] for line in lines]
+
 
 def import_dataset(
     source: str | Path,

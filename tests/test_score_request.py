@@ -1,4 +1,4 @@
-"""Tests for deitkit.serving.request_body and `deitkit request`: bodies the scorer parses."""
+"""Tests for deitkit.score_request and `deitkit request`: bodies the scorer parses."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 from deitkit.cli.main import cli
 from deitkit.errors import ConfigError
 from deitkit.serving.payload import parse_request
-from deitkit.serving.request_body import FORMS, encode_image, request_body
+from deitkit.score_request import FORMS, encode_image, request_body
 
 
 @pytest.fixture
