@@ -449,3 +449,18 @@ def _tail(log, limit: int = 5000) -> str:
     log.flush()
     log.seek(0)
     return log.read().decode("utf-8", "replace")[-limit:]
+
+
+def test_a_server_that_fails_to_start_says_why_in_one_line(model_dir, tmp_path):
+    from deitkit.errors import ConfigError
+
+    log = tmp_path / "server.log"
+    server = LocalServer(model_dir, env={"DEITKIT_MAX_IMAGES": "many"}, log_file=log)
+    with pytest.raises(ConfigError) as caught, server:
+        pass
+    message = str(caught.value)
+    assert message == (
+        "the server exited with code 3: DEITKIT_MAX_IMAGES='many' is invalid: expected an "
+        f"integer >= 1 (server log: {log})"
+    )
+    assert "Traceback" in log.read_text()  # the whole story stays in the log

@@ -266,7 +266,7 @@ class Quickstart:
             out.mkdir(parents=True)
             body = request_body(images)  # the model card's split form
             (out / "request.json").write_text(json.dumps(body, indent=2) + "\n")
-            with LocalServer(model_dir) as server:
+            with LocalServer(model_dir, log_file=out / "server.log") as server:
                 self.say(f"azureml-inference-server-http on {server.url} (POST /score)")
                 start = time.perf_counter()
                 answer = post_json(server.url + "/score", body)
@@ -279,7 +279,7 @@ class Quickstart:
             "answer": answer,
             "latency_ms": latency * 1000,
         }
-        self.result.paths["online request / response"] = out
+        self.result.paths["online request, response, log"] = out
 
     def batch(self, classifier, images: Sequence[Path]) -> None:
         from deitkit.batch import batch_score

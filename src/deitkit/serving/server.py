@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +20,8 @@ from deitkit.errors import ConfigError
 ENTRY_SCRIPT = Path(__file__).with_name("score.py")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5001  # azmlinfsrv's own default
+# How a DeitkitError raised by the scoring script's init() ends its traceback in the log.
+_DEITKIT_ERROR = re.compile(r"^deitkit\.errors\.\w+: (.*)$")
 
 
 def run_server(
@@ -118,6 +121,7 @@ class LocalServer:
         workers: gunicorn workers.
         env: Extra environment variables for the server (limits, for instance).
         startup_timeout: Seconds to wait for the first healthy answer.
+        log_file: Where the server's output goes (kept); None: a temporary file.
     """
 
     def __init__(
@@ -128,6 +132,7 @@ class LocalServer:
         workers: int = 1,
         env: dict[str, str] | None = None,
         startup_timeout: float = 180.0,
+        log_file: str | Path | None = None,
     ):
         self.model_dir = Path(model_dir)
         self.port = port or free_port()
@@ -136,7 +141,11 @@ class LocalServer:
         self.env = dict(env or {})
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
-        self._log = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in stop()
+        self.log_file = Path(log_file) if log_file is not None else None
+        if self.log_file is not None:
+            self._log = self.log_file.open("w+b")  # noqa: SIM115 - closed in __exit__
+        else:
+            self._log = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in __exit__
 
     def start(self) -> LocalServer:
         """Start the server and wait until it is healthy.
@@ -166,14 +175,14 @@ class LocalServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ConfigError(
-                    f"the server exited with code {self.process.returncode}:\n{self.output()}"
+                    f"the server exited with code {self.process.returncode}: {self.failure()}"
                 )
             if self.healthy():
                 return self
             time.sleep(0.2)
         self.stop()
         raise ConfigError(
-            f"the server was not healthy after {self.startup_timeout:g} s:\n{self.output()}"
+            f"the server was not healthy after {self.startup_timeout:g} s: {self.failure()}"
         )
 
     def healthy(self) -> bool:
@@ -189,6 +198,16 @@ class LocalServer:
         self._log.flush()
         self._log.seek(0)
         return self._log.read().decode("utf-8", "replace")[-limit:]
+
+    def failure(self, tail: int = 20) -> str:
+        """Why the server failed: the deitkit error its init() raised, else its last lines.
+
+        Either way it ends with where the whole log is, when it is kept in a file.
+        """
+        lines = self.output().splitlines()
+        errors = [m.group(1) for m in map(_DEITKIT_ERROR.match, lines) if m]
+        reason = errors[-1] if errors else "\n" + "\n".join(lines[-tail:])
+        return f"{reason} (server log: {self.log_file})" if self.log_file else reason
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server: SIGTERM to its process group, SIGKILL if it lingers."""
