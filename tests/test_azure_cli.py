@@ -423,6 +423,8 @@ def test_workspace_check_prints_the_resolved_workspace_and_connects_nothing(azur
 
 
 def test_workspace_check_refuses_a_placeholder(azure_cli):
-    result = azure_cli("workspace --subscription <SUBSCRIPTION_ID> --resource-group rg --workspace ws")
+    result = azure_cli(
+        "workspace --subscription <SUBSCRIPTION_ID> --resource-group rg --workspace ws"
+    )
     assert result.exit_code == 2
     assert "placeholder" in result.stderr

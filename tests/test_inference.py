@@ -230,7 +230,7 @@ def test_image_limits_apply_to_inputs(classifier, monkeypatch):
         classifier.decode_inputs([png_base64()])
 
 
-# --- precision: int8, bf16, fp32 ---------------------------------------------------------------------------------
+# --- precision: int8, bf16, fp32 ------------------------------------------------------------
 
 
 def test_bf16_is_kept_only_when_it_agrees_with_fp32(tiny_checkpoint, colour_folders, monkeypatch):
@@ -305,9 +305,7 @@ def test_int8_that_changes_predictions_is_refused(tiny_checkpoint, monkeypatch, 
     classifier = Classifier.from_pretrained(tiny_checkpoint("deit", labels=LABELS))
     assert classifier.precision.name == expected
     if expected == "fp32":
-        assert classifier.precision.reason == (
-            "int8 changed predictions on the calibration images"
-        )
+        assert classifier.precision.reason == ("int8 changed predictions on the calibration images")
     assert classifier._int8_model is None  # the refused copy is not kept
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-from pathlib import Path
 
 import psutil
 import pytest
@@ -39,8 +38,15 @@ def test_quickstart_runs_every_stage_and_stops_the_server(tmp_path, task):
     )
     assert result.exit_code == 0, result.output
     text = result.output
-    for stage in ("sample data", "validate", "fine-tune + package", "evaluate", "online endpoint",
-                  "batch endpoint", "total"):
+    for stage in (
+        "sample data",
+        "validate",
+        "fine-tune + package",
+        "evaluate",
+        "online endpoint",
+        "batch endpoint",
+        "total",
+    ):
         assert f"  {stage}" in text
     assert f"validation  {task.primary_metric} " in text
     assert "go further:" in text

@@ -86,7 +86,11 @@ def test_the_scripts_are_shellcheck_clean():
 def test_script_runs_locally(name, tmp_path, packaged_model):
     work = tmp_path / "work"
     done = _run_script(
-        name, tmp_path, TARGET="local", PORT=str(free_port()), **_settings(name, work, packaged_model)
+        name,
+        tmp_path,
+        TARGET="local",
+        PORT=str(free_port()),
+        **_settings(name, work, packaged_model),
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     if name == "image-classification-batch-endpoint":

@@ -11,8 +11,8 @@ from PIL import Image
 
 from deitkit.cli.main import cli
 from deitkit.errors import ConfigError
-from deitkit.serving.payload import parse_request
 from deitkit.score_request import FORMS, encode_image, request_body
+from deitkit.serving.payload import parse_request
 
 
 @pytest.fixture

@@ -274,6 +274,8 @@ def _write_artifacts(
         "labels": labels,
         "threshold": threshold if task.is_multilabel else None,
         "primary_metric": task.primary_metric,
+        # The precision the model ran in: the one serving and batch scoring use as well.
+        "precision": {"name": classifier.precision.name, "reason": classifier.precision.reason},
         "n_images": len(dataset),
         "n_scored": len(examples),
         "unreadable": [{"path": p, "reason": r} for p, r in evaluation.unreadable],

@@ -1,4 +1,4 @@
-"""The main job on the embedded defaults: sample → validate → fine-tune → evaluate → serve → batch."""
+"""The main job on the embedded defaults: sample, validate, fine-tune, evaluate, serve, batch."""
 
 from __future__ import annotations
 
@@ -100,6 +100,11 @@ def prepare_output(root: Path) -> Outputs:
     return Outputs(fresh_folder(root, marker=MARKER, what="a previous quickstart output"))
 
 
+def spread(items: Sequence[Path], count: int) -> list[Path]:
+    """`count` items evenly spaced over `items` (the annotations are grouped by label)."""
+    return [items[i * len(items) // count] for i in range(min(count, len(items)))]
+
+
 def check_answer(answer: Any, *, n_images: int, labels: Sequence[str], task: Task) -> None:
     """Raise StageError unless `answer` is the seed's response shape for `n_images` images."""
     if not isinstance(answer, list) or len(answer) != n_images:
@@ -166,8 +171,10 @@ class Quickstart:
         finetuned = self.finetune(imported.train_mltable, imported.validation_mltable)
         classifier = self.evaluate(finetuned.mlflow_model_dir, imported.validation_mltable)
         validation_images = imported.validation_images()
-        self.online(finetuned.mlflow_model_dir, validation_images[:ONLINE_IMAGES], classifier)
-        self.batch(classifier, validation_images[:BATCH_IMAGES])
+        self.online(
+            finetuned.mlflow_model_dir, spread(validation_images, ONLINE_IMAGES), classifier
+        )
+        self.batch(classifier, spread(validation_images, BATCH_IMAGES))
         return self.result
 
     def sample_data(self):
@@ -253,6 +260,7 @@ class Quickstart:
             name: evaluation.metrics[name]
             for name in (evaluation.primary_metric, "f1_score_macro", "AUC_macro")
         }
+        self.result.facts["served_precision"] = classifier.precision.name
         self.result.paths["evaluation metrics"] = self.outputs.evaluation / METRICS_FILE
         self.result.paths["evaluation artifacts"] = self.outputs.evaluation / ARTIFACTS_DIR
         return classifier
@@ -279,7 +287,7 @@ class Quickstart:
             "answer": answer,
             "latency_ms": latency * 1000,
         }
-        self.result.paths["online request, response, log"] = out
+        self.result.paths["online endpoint files"] = out
 
     def batch(self, classifier, images: Sequence[Path]) -> None:
         from deitkit.batch import batch_score

@@ -1,4 +1,4 @@
-"""What the sample notebooks share: the target check, a fresh work folder, the data step, Azure calls."""
+"""What the sample notebooks share: the target check, a fresh work folder, data, Azure calls."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ FORMS = ("input_data", "list", "dataframe_split", "dataframe_records")
 
 
 def encode_image(path: str | Path) -> str:
-    """The file's bytes as `base64.encodebytes` writes them (76-character lines), as the seed does."""
+    """The file's bytes as `base64.encodebytes` writes them (76-character lines), as the seed."""
     try:
         data = Path(path).read_bytes()
     except OSError as err:

@@ -1,4 +1,4 @@
-"""Output folders a run owns: made fresh, and replaced only when a marker file says they are ours."""
+"""Output folders a run owns: made fresh, replaced only when a marker file says they are ours."""
 
 from __future__ import annotations
 

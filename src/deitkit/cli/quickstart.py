@@ -15,8 +15,8 @@ GO_FURTHER = """\
 go further:
   real data     deitkit data import fridgeObjects.zip --out data   (Azure's sample: {fridge})
   a hub model   deitkit finetune --model facebook/deit-base-patch16-224 \\
-                  --train data/training-mltable-folder --validation data/validation-mltable-folder \\
-                  --task {task} --output run
+                  --train data/training-mltable-folder \\
+                  --validation data/validation-mltable-folder --task {task} --output run
   serve it      deitkit serve --model run/mlflow_model --port 5001
   the samples   samples/*.ipynb and samples/*.sh (TARGET=local, or TARGET=azure with a workspace)
   on Azure      deitkit sku check Standard_NC4as_T4_v3 --for finetune; deitkit azure finetune ... \\
@@ -70,6 +70,7 @@ def _summary(result) -> None:
     click.echo(
         "evaluation  "
         + ", ".join(f"{name} {_number(v)}" for name, v in facts["evaluation"].items())
+        + f"  (packaged model in {facts['served_precision']}, as the endpoints serve it)"
     )
     online = facts["online"]
     click.echo(

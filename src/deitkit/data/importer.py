@@ -1,4 +1,4 @@
-"""`deitkit data import`: a dataset zip or folder → images under OUT, JSONL annotations, MLTable folders."""
+"""`deitkit data import`: a dataset zip or folder → images, JSONL annotations, MLTable folders."""
 
 from __future__ import annotations
 

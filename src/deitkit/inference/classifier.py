@@ -17,8 +17,8 @@ from deitkit.images import ImageLimits, limits_from_env
 from deitkit.inference.checkpoint import has_safetensors, read_checkpoint
 from deitkit.inference.inputs import FetchUrl, decode_input
 from deitkit.inference.precision import calibration_pixels, choose_precision
-from deitkit.inference.quantize import quantize_int8
 from deitkit.inference.prediction import Prediction, check_threshold
+from deitkit.inference.quantize import quantize_int8
 from deitkit.inference.threads import configure_threads
 from deitkit.tasks import Task
 from deitkit.training.precision import Precision

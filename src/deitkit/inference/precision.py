@@ -1,4 +1,4 @@
-"""Faster inference (int8 on CPUs, bf16 where native) only where it keeps the model's predictions."""
+"""Faster inference (int8 on CPUs, bf16 where native) only where it keeps the predictions."""
 
 from __future__ import annotations
 

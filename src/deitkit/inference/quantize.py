@@ -18,7 +18,7 @@ def int8_engine() -> str | None:
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of `model` whose Linear layers run in int8 (weights per tensor, activations per batch).
+    """A copy of `model` whose Linear layers run in int8 (weights per tensor, activations per call).
 
     Dynamic quantization needs no calibration data: activation ranges are measured on each
     batch. Transformer classifiers spend nearly all their time in Linear layers, so this is where
@@ -38,6 +38,4 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         warnings.simplefilter("ignore")
         from torch.ao.quantization import quantize_dynamic
 
-        return quantize_dynamic(
-            copy.deepcopy(model).eval(), {torch.nn.Linear}, dtype=torch.qint8
-        )
+        return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, dtype=torch.qint8)

@@ -143,7 +143,7 @@ class LocalServer:
         self.process: subprocess.Popen | None = None
         self.log_file = Path(log_file) if log_file is not None else None
         if self.log_file is not None:
-            self._log = self.log_file.open("w+b")  # noqa: SIM115 - closed in __exit__
+            self._log = self.log_file.open("w+b")
         else:
             self._log = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in __exit__
 
