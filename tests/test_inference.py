@@ -304,6 +304,10 @@ def test_int8_that_changes_predictions_is_refused(tiny_checkpoint, monkeypatch, 
     torch.manual_seed(0)
     classifier = Classifier.from_pretrained(tiny_checkpoint("deit", labels=LABELS))
     assert classifier.precision.name == expected
+    if expected == "bf16":
+        assert classifier.precision.reason.endswith(
+            "; int8 changed predictions on the calibration images"
+        )
     if expected == "fp32":
         assert classifier.precision.reason == ("int8 changed predictions on the calibration images")
     assert classifier._int8_model is None  # the refused copy is not kept
@@ -411,3 +415,13 @@ def test_int8_answers_do_not_depend_on_the_batch(tiny_checkpoint, colour_folders
     together = classifier.predict_images(images)
     alone = np.concatenate([classifier.predict_images([image]) for image in images])
     np.testing.assert_array_equal(together, alone)
+
+
+def test_without_torch_ao_quantization_int8_is_simply_not_offered(monkeypatch):
+    import deitkit.inference.quantize as quantize_module
+
+    monkeypatch.setattr(quantize_module, "_quantize_dynamic", lambda: None)
+    assert quantize_module.int8_engine() is None
+    assert not precision_module.cpu_int8(torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="no int8 CPU path"):
+        quantize_module.quantize_int8(torch.nn.Linear(2, 2))

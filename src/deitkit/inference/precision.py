@@ -105,5 +105,7 @@ def choose_precision(
         elif name == "int8" and drift > MAX_INT8_DRIFT:
             refused.append(f"int8 moved a probability by {drift:.2f}")
         else:
-            return Precision(name, f"{name} keeps all predictions (max prob change {drift:.1e})")
+            refusals = "".join(f"; {why} on the calibration images" for why in refused)
+            kept = f"{name} keeps all predictions (max prob change {drift:.1e})"
+            return Precision(name, kept + refusals)
     return Precision("fp32", "; ".join(refused) + " on the calibration images")
