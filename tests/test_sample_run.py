@@ -10,6 +10,18 @@ from deitkit.errors import ConfigError
 SUBSCRIPTION = "12345678-90ab-cdef-1234-567890abcdef"
 
 
+def _azure_run(tmp_path):
+    return sample_run.start(
+        "demo",
+        target="azure",
+        work_dir=tmp_path / "w",
+        subscription=SUBSCRIPTION,
+        resource_group="rg",
+        workspace="ws",
+        dry_run=True,
+    )
+
+
 def test_a_local_run_gets_a_fresh_marked_work_folder(tmp_path):
     run = sample_run.start("demo", target="local", work_dir=tmp_path / "w")
     assert run.local and run.workspace_flags == ()
@@ -20,15 +32,7 @@ def test_a_local_run_gets_a_fresh_marked_work_folder(tmp_path):
 
 
 def test_an_azure_run_carries_the_checked_workspace(tmp_path):
-    run = sample_run.start(
-        "demo",
-        target="azure",
-        work_dir=tmp_path / "w",
-        subscription=SUBSCRIPTION,
-        resource_group="rg",
-        workspace="ws",
-        dry_run=True,
-    )
+    run = _azure_run(tmp_path)
     assert run.workspace_flags == (
         "--subscription",
         SUBSCRIPTION,
@@ -72,15 +76,7 @@ def test_prepare_data_splits_the_digits_into_mltable_folders(tmp_path):
 
 
 def test_a_failing_azure_command_raises_its_own_message(tmp_path):
-    run = sample_run.start(
-        "demo",
-        target="azure",
-        work_dir=tmp_path / "w",
-        subscription=SUBSCRIPTION,
-        resource_group="rg",
-        workspace="ws",
-        dry_run=True,
-    )
+    run = _azure_run(tmp_path)
     with pytest.raises(sample_run.AzureCommandError, match="not allowed for inference"):
         run.azure(
             "deploy-online",

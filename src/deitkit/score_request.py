@@ -42,13 +42,16 @@ def request_body(
     if form not in FORMS:
         raise ConfigError(f"unknown request form {form!r}; choose one of {', '.join(FORMS)}")
     data = [encode_image(path) for path in images]
-    index = list(range(len(data)))
-    body: dict[str, Any] = {
-        "input_data": {"input_data": {"columns": ["image"], "index": index, "data": data}},
-        "list": {"input_data": data},
-        "dataframe_split": {"dataframe_split": {"columns": ["image"], "data": [[d] for d in data]}},
-        "dataframe_records": {"dataframe_records": [{"image": d} for d in data]},
-    }[form]
+    if form == "input_data":
+        body: dict[str, Any] = {
+            "input_data": {"columns": ["image"], "index": list(range(len(data))), "data": data}
+        }
+    elif form == "list":
+        body = {"input_data": data}
+    elif form == "dataframe_split":
+        body = {"dataframe_split": {"columns": ["image"], "data": [[d] for d in data]}}
+    else:
+        body = {"dataframe_records": [{"image": d} for d in data]}
     if params:
         body["params"] = dict(params)
     return body
