@@ -144,7 +144,8 @@ class Classifier:
             task=info.task,
             threshold=classifier.threshold,
         )
-        classifier.drop_unused_models()
+        if classifier.precision.name != "int8":
+            classifier._int8_model = None  # a quantized copy the check refused is not kept
         log.info(
             "loaded %s on %s in %s (%s)",
             path,
@@ -186,11 +187,6 @@ class Classifier:
         if self._int8_model is None:
             self._int8_model = quantize_int8(self.model)
         return self._int8_model
-
-    def drop_unused_models(self) -> None:
-        """Keep only the model the chosen precision runs (the fp32 copy stays for fp32/bf16)."""
-        if self.precision.name != "int8":
-            self._int8_model = None
 
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Probabilities (N, C) float32, in label order, for RGB images.
