@@ -21,7 +21,7 @@ from deitkit.inference.prediction import Prediction, check_threshold
 from deitkit.inference.quantize import quantize_int8
 from deitkit.inference.threads import configure_threads
 from deitkit.tasks import Task
-from deitkit.training.precision import Precision
+from deitkit.precision import Precision
 from deitkit.transforms import EvalTransform
 
 log = logging.getLogger(__name__)

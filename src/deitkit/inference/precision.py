@@ -9,7 +9,7 @@ import torch
 from deitkit.errors import ConfigError
 from deitkit.inference.quantize import int8_engine
 from deitkit.tasks import Task
-from deitkit.training.precision import Precision, cpu_supports_bf16
+from deitkit.precision import Precision, cpu_supports_bf16
 
 DTYPES = ("auto", "float32", "bfloat16", "int8")
 # What `auto` tries, fastest first, before settling for fp32.

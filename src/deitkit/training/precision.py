@@ -1,50 +1,11 @@
-"""Precision `auto`: bf16 where the CPU (AMX / AVX512-BF16) or GPU supports it, else fp32."""
+"""Training precision `auto`: bf16 where the CPU or GPU has it natively, else fp32."""
 
 from __future__ import annotations
-
-import functools
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from deitkit.errors import ConfigError
-
-_BF16_CPU_FLAGS = {"amx_bf16", "avx512_bf16"}
-
-
-@functools.cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU feature flags Linux reports (empty elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
-
-
-def cpu_supports_bf16() -> bool:
-    """True on CPUs with native bf16 matrix instructions (Sapphire Rapids and later, Zen 4)."""
-    return bool(_BF16_CPU_FLAGS & cpu_flags())
-
-
-@dataclass(frozen=True)
-class Precision:
-    """What the Trainer runs in: `fp32`, `bf16` or `fp16`, and why."""
-
-    name: str
-    reason: str
-
-    @property
-    def bf16(self) -> bool:
-        return self.name == "bf16"
-
-    @property
-    def fp16(self) -> bool:
-        return self.name == "fp16"
+from deitkit.precision import Precision, cpu_supports_bf16
 
 
 def resolve_precision(requested: str, *, cuda: bool | None = None) -> Precision:
