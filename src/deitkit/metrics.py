@@ -37,8 +37,8 @@ _ROW_SUM_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
-class _Scored:
-    """Validated inputs in the two forms scikit-learn wants: targets and (N, C) indicators."""
+class _Comparison:
+    """Truth beside prediction, validated, as scikit-learn wants them: ids and (N, C) indicators."""
 
     task: Task
     probs: np.ndarray  # (N, C) float64
@@ -95,42 +95,47 @@ def compute_metrics(
         DataError: The arrays have the wrong shape, contain invalid values or are empty.
         ConfigError: Unknown task, or `threshold` outside [0, 1].
     """
-    s = _prepare(task, probs, y_true, labels, threshold)
+    compared = _prepare(task, probs, y_true, labels, threshold)
     with warnings.catch_warnings():
         # zero_division is set explicitly; the remaining 0/0 cases are documented above.
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         # matthews_corrcoef's internal confusion matrix when one class fills truth and guess.
         warnings.filterwarnings("ignore", "A single label was found", UserWarning)
         out = {
-            "accuracy": skm.accuracy_score(s.y_true, s.y_pred),
-            "weighted_accuracy": _weighted_accuracy(s),
-            "norm_macro_recall": _norm_macro_recall(s),
-            "log_loss": _log_loss(s),
-            "matthews_correlation": _matthews(s),
+            "accuracy": skm.accuracy_score(compared.y_true, compared.y_pred),
+            "weighted_accuracy": _weighted_accuracy(compared),
+            "norm_macro_recall": _norm_macro_recall(compared),
+            "log_loss": _log_loss(compared),
+            "matthews_correlation": _matthews(compared),
         }
-        present = _present_classes(s)
+        present = _present_classes(compared)
         for avg in _AVERAGES:
             precision, recall, f1, _ = skm.precision_recall_fscore_support(
-                s.y_true, s.y_pred, labels=present, average=avg, zero_division=0
+                compared.y_true, compared.y_pred, labels=present, average=avg, zero_division=0
             )
             out[f"precision_score_{avg}"] = precision
             out[f"recall_score_{avg}"] = recall
             out[f"f1_score_{avg}"] = f1
         # Azure defines balanced_accuracy as macro recall over the same classes.
         out["balanced_accuracy"] = out["recall_score_macro"]
-        out.update(_ranking_metrics(s, "AUC", skm.roc_auc_score, need_negatives=True))
+        out.update(_ranking_metrics(compared, "AUC", skm.roc_auc_score, need_negatives=True))
         out.update(
             _ranking_metrics(
-                s, "average_precision_score", skm.average_precision_score, need_negatives=False
+                compared,
+                "average_precision_score",
+                skm.average_precision_score,
+                need_negatives=False,
             )
         )
-        if s.task.is_multilabel:
-            out["iou"] = skm.jaccard_score(s.y_true, s.y_pred, average="samples", zero_division=1.0)
+        if compared.task.is_multilabel:
+            out["iou"] = skm.jaccard_score(
+                compared.y_true, compared.y_pred, average="samples", zero_division=1.0
+            )
             for avg in _AVERAGES:
                 out[f"iou_{avg}"] = skm.jaccard_score(
-                    s.y_true, s.y_pred, labels=present, average=avg, zero_division=1.0
+                    compared.y_true, compared.y_pred, labels=present, average=avg, zero_division=1.0
                 )
-    return {name: float(out[name]) for name in METRIC_NAMES[s.task]}
+    return {name: float(out[name]) for name in METRIC_NAMES[compared.task]}
 
 
 def per_class_table(
@@ -146,11 +151,15 @@ def per_class_table(
     `support` counts true examples and `predicted` predicted ones (ints); the scores are floats
     at the same decision rule as `compute_metrics`, with 0/0 reported as 0 (as Azure does).
     """
-    s = _prepare(task, probs, y_true, labels, threshold)
+    compared = _prepare(task, probs, y_true, labels, threshold)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
-        s.y_true, s.y_pred, labels=np.arange(len(labels)), average=None, zero_division=0
+        compared.y_true,
+        compared.y_pred,
+        labels=np.arange(len(labels)),
+        average=None,
+        zero_division=0,
     )
-    predicted = s.pred_bin.sum(axis=0)
+    predicted = compared.pred_bin.sum(axis=0)
     return [
         {
             "label": str(label),
@@ -177,10 +186,10 @@ def confusion(
     Multiclass: (C, C), rows the true and columns the predicted class. Multilabel: (C, 2, 2),
     per label `[[tn, fp], [fn, tp]]` (scikit-learn's layout).
     """
-    s = _prepare(task, probs, y_true, labels, threshold)
-    if s.task.is_multilabel:
-        return skm.multilabel_confusion_matrix(s.y_true, s.y_pred)
-    return skm.confusion_matrix(s.y_true, s.y_pred, labels=np.arange(len(labels)))
+    compared = _prepare(task, probs, y_true, labels, threshold)
+    if compared.task.is_multilabel:
+        return skm.multilabel_confusion_matrix(compared.y_true, compared.y_pred)
+    return skm.confusion_matrix(compared.y_true, compared.y_pred, labels=np.arange(len(labels)))
 
 
 def _prepare(
@@ -189,7 +198,7 @@ def _prepare(
     y_true: np.ndarray,
     labels: Sequence[str],
     threshold: float,
-) -> _Scored:
+) -> _Comparison:
     """Validate the inputs and derive predictions; errors name the example index."""
     task = parse_task(task)
     if not 0.0 <= threshold <= 1.0:
@@ -217,7 +226,7 @@ def _prepare(
             raise DataError(f"y_true of example {i} is not a 0/1 indicator: {y[i]}")
         true_bin = y.astype(np.int8)
         pred_bin = (probs >= threshold).astype(np.int8)
-        return _Scored(task, probs, true_bin, pred_bin, true_bin, pred_bin)
+        return _Comparison(task, probs, true_bin, pred_bin, true_bin, pred_bin)
 
     if y.shape != (probs.shape[0],) or y.dtype.kind not in "iu":
         raise DataError(
@@ -237,69 +246,69 @@ def _prepare(
         )
     pred = probs.argmax(axis=1)
     eye = np.eye(n_classes, dtype=np.int8)
-    return _Scored(task, probs, y.astype(np.int64), pred, eye[y], eye[pred])
+    return _Comparison(task, probs, y.astype(np.int64), pred, eye[y], eye[pred])
 
 
-def _present_classes(s: _Scored) -> np.ndarray | None:
+def _present_classes(compared: _Comparison) -> np.ndarray | None:
     """Classes seen in the truth or the predictions (None: none at all, let sklearn decide)."""
-    present = np.flatnonzero(s.true_bin.any(axis=0) | s.pred_bin.any(axis=0))
+    present = np.flatnonzero(compared.true_bin.any(axis=0) | compared.pred_bin.any(axis=0))
     return present if present.size else None
 
 
-def _weighted_accuracy(s: _Scored) -> float:
+def _weighted_accuracy(compared: _Comparison) -> float:
     """Azure's formula: each target weighted by how often its true value occurs."""
-    y_true, y_pred = s.y_true.ravel(), s.y_pred.ravel()
+    y_true, y_pred = compared.y_true.ravel(), compared.y_pred.ravel()
     weights = np.bincount(y_true)[y_true]
     return skm.accuracy_score(y_true, y_pred, sample_weight=weights)
 
 
-def _norm_macro_recall(s: _Scored) -> float:
+def _norm_macro_recall(compared: _Comparison) -> float:
     """Macro recall rescaled so that chance scores 0 and perfection 1 (Azure's definition)."""
-    support = s.true_bin.sum(axis=0)
+    support = compared.true_bin.sum(axis=0)
     present = support > 0
     n_present = int(present.sum())
-    if n_present == 0 or (n_present == 1 and not s.task.is_multilabel):
+    if n_present == 0 or (n_present == 1 and not compared.task.is_multilabel):
         return float("nan")
-    chance = 0.5 if s.task.is_multilabel else 1.0 / n_present
-    true_pos = (s.true_bin & s.pred_bin).sum(axis=0)
+    chance = 0.5 if compared.task.is_multilabel else 1.0 / n_present
+    true_pos = (compared.true_bin & compared.pred_bin).sum(axis=0)
     recall = float(np.mean(true_pos[present] / support[present]))
     return max(0.0, (recall - chance) / (1.0 - chance))
 
 
-def _log_loss(s: _Scored) -> float:
-    if s.task.is_multilabel:
+def _log_loss(compared: _Comparison) -> float:
+    if compared.task.is_multilabel:
         # One binary problem per (example, label): sklearn reads 1-D probs as P(y = 1).
-        return skm.log_loss(s.true_bin.ravel(), s.probs.ravel(), labels=[0, 1])
+        return skm.log_loss(compared.true_bin.ravel(), compared.probs.ravel(), labels=[0, 1])
     # Renormalise away float32 drift so sklearn does not warn; _prepare rejected real misfits.
-    probs = s.probs / s.probs.sum(axis=1, keepdims=True)
-    return skm.log_loss(s.y_true, probs, labels=np.arange(probs.shape[1]))
+    probs = compared.probs / compared.probs.sum(axis=1, keepdims=True)
+    return skm.log_loss(compared.y_true, probs, labels=np.arange(probs.shape[1]))
 
 
-def _matthews(s: _Scored) -> float:
+def _matthews(compared: _Comparison) -> float:
     # sklearn's MCC has no multilabel form; pooling pairs is what Azure's flat arrays imply.
-    y_true, y_pred = s.y_true.ravel(), s.y_pred.ravel()
+    y_true, y_pred = compared.y_true.ravel(), compared.y_pred.ravel()
     return float(np.clip(skm.matthews_corrcoef(y_true, y_pred), -1.0, 1.0))
 
 
 def _ranking_metrics(
-    s: _Scored, prefix: str, score: Callable[..., float], *, need_negatives: bool
+    compared: _Comparison, prefix: str, score: Callable[..., float], *, need_negatives: bool
 ) -> dict[str, float]:
     """macro/weighted over the classes where `score` is defined, micro over all pairs."""
-    support = s.true_bin.sum(axis=0)
-    n = s.true_bin.shape[0]
+    support = compared.true_bin.sum(axis=0)
+    n = compared.true_bin.shape[0]
     valid = (support > 0) & (support < n) if need_negatives else support > 0
     nan = float("nan")
     out = {f"{prefix}_macro": nan, f"{prefix}_weighted": nan, f"{prefix}_micro": nan}
     if valid.any():
-        y, p = s.true_bin[:, valid], s.probs[:, valid]
+        y, p = compared.true_bin[:, valid], compared.probs[:, valid]
         if y.shape[1] == 1:  # a single column reads as a binary target, not an indicator
             per_class = np.array([score(y[:, 0], p[:, 0])])
         else:
             per_class = np.asarray(score(y, p, average=None))
         out[f"{prefix}_macro"] = float(per_class.mean())
         out[f"{prefix}_weighted"] = float(np.average(per_class, weights=support[valid]))
-    pooled = s.true_bin.ravel()
+    pooled = compared.true_bin.ravel()
     positives = int(pooled.sum())
     if positives > 0 and (positives < pooled.size or not need_negatives):
-        out[f"{prefix}_micro"] = float(score(pooled, s.probs.ravel()))
+        out[f"{prefix}_micro"] = float(score(pooled, compared.probs.ravel()))
     return out

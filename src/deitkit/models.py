@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,12 +162,3 @@ def load_model(
     return finetunable_class(config).from_pretrained(
         source.ref, config=config, ignore_mismatched_sizes=not same_head
     )
-
-
-def read_preprocessor_config(ref: str) -> dict[str, Any] | None:
-    """The checkpoint's preprocessor_config.json for a local folder (None when it has none)."""
-    source = parse_model_ref(ref)
-    if source.kind != "local":
-        return None
-    path = Path(source.ref) / "preprocessor_config.json"
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -178,8 +178,8 @@ class Quickstart:
         return self.result
 
     def sample_data(self):
+        from deitkit.data.digits import write_digits, write_digits_multilabel
         from deitkit.data.importer import import_dataset
-        from deitkit.data.samples import write_digits, write_digits_multilabel
 
         out = self.outputs
         with self.stage("sample data"):
@@ -266,7 +266,7 @@ class Quickstart:
         return classifier
 
     def online(self, model_dir: Path, images: Sequence[Path], classifier) -> None:
-        from deitkit.score_request import request_body
+        from deitkit.client_requests import request_body
         from deitkit.serving.server import LocalServer
 
         out = self.outputs.online

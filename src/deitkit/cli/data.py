@@ -79,7 +79,7 @@ def sample() -> None:
 @click.option("--size", type=click.IntRange(8, 512), default=64, show_default=True)
 def sample_digits(out_dir: Path, size: int) -> None:
     """1,797 digit scans as RGB PNGs in class folders 0…9 (multiclass)."""
-    from deitkit.data.samples import write_digits
+    from deitkit.data.digits import write_digits
 
     click.echo(f"wrote the digits sample to {write_digits(out_dir, size=size)}")
 
@@ -91,7 +91,7 @@ def sample_digits(out_dir: Path, size: int) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def sample_digits_multilabel(out_dir: Path, size: int, count: int, seed: int) -> None:
     """2–4 digits composed per image, with labels.csv (multilabel)."""
-    from deitkit.data.samples import write_digits_multilabel
+    from deitkit.data.digits import write_digits_multilabel
 
     path = write_digits_multilabel(out_dir, size=size, count=count, seed=seed)
     click.echo(f"wrote the multilabel digits sample to {path}")

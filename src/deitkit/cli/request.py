@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from deitkit.score_request import FORMS
+from deitkit.client_requests import FORMS
 
 
 @click.command("request")
@@ -42,7 +42,7 @@ def request(
     curl -H 'Content-Type: application/json' --data @request.json http://127.0.0.1:5001/score
     or az ml online-endpoint invoke --request-file request.json.
     """
-    from deitkit.score_request import request_body
+    from deitkit.client_requests import request_body
 
     params = {k: v for k, v in (("threshold", threshold), ("top_k", top_k)) if v is not None}
     text = json.dumps(request_body(images, form=form, params=params)) + "\n"

@@ -30,9 +30,6 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.where}: {self.what}" if self.where else self.what
 
-    def to_error(self) -> DataError:
-        return DataError(self.what, path=self.path, line=self.line)
-
     def to_dict(self) -> dict:
         return {"severity": self.severity, "where": self.where, "what": self.what}
 

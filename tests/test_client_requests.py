@@ -1,4 +1,4 @@
-"""Tests for deitkit.score_request and `deitkit request`: bodies the scorer parses."""
+"""Tests for deitkit.client_requests and `deitkit request`: bodies the scorer parses."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from deitkit.cli.main import cli
+from deitkit.client_requests import FORMS, encode_image, request_body
 from deitkit.errors import ConfigError
-from deitkit.score_request import FORMS, encode_image, request_body
 from deitkit.serving.payload import parse_request
 
 

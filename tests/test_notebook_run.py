@@ -1,17 +1,17 @@
-"""Tests for deitkit.sample_run: what the sample notebooks check and prepare before any work."""
+"""Tests for deitkit.notebook_run: what the sample notebooks check and prepare before any work."""
 
 from __future__ import annotations
 
 import pytest
 
-from deitkit import sample_run
+from deitkit import notebook_run
 from deitkit.errors import ConfigError
 
 SUBSCRIPTION = "12345678-90ab-cdef-1234-567890abcdef"
 
 
 def _azure_run(tmp_path):
-    return sample_run.start(
+    return notebook_run.start(
         "demo",
         target="azure",
         work_dir=tmp_path / "w",
@@ -23,11 +23,11 @@ def _azure_run(tmp_path):
 
 
 def test_a_local_run_gets_a_fresh_marked_work_folder(tmp_path):
-    run = sample_run.start("demo", target="local", work_dir=tmp_path / "w")
+    run = notebook_run.start("demo", target="local", work_dir=tmp_path / "w")
     assert run.local and run.workspace_flags == ()
-    assert (run.work_dir / sample_run.MARKER).is_file()
+    assert (run.work_dir / notebook_run.MARKER).is_file()
     (run.work_dir / "old.txt").write_text("from the last run")
-    again = sample_run.start("demo", target="local", work_dir=tmp_path / "w")
+    again = notebook_run.start("demo", target="local", work_dir=tmp_path / "w")
     assert not (again.work_dir / "old.txt").exists()
 
 
@@ -54,7 +54,7 @@ def test_an_azure_run_carries_the_checked_workspace(tmp_path):
 def test_bad_parameters_stop_before_any_folder_is_made(tmp_path, kwargs, message):
     kwargs = {"resource_group": "rg", "workspace": "ws", **kwargs}
     with pytest.raises(ConfigError, match=message):
-        sample_run.start("demo", work_dir=tmp_path / "w", **kwargs)
+        notebook_run.start("demo", work_dir=tmp_path / "w", **kwargs)
     assert not (tmp_path / "w").exists()
 
 
@@ -62,22 +62,22 @@ def test_a_folder_that_is_not_a_samples_is_left_alone(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
     with pytest.raises(ConfigError, match="is not a sample's output"):
-        sample_run.start("demo", target="local", work_dir=tmp_path / "mine")
+        notebook_run.start("demo", target="local", work_dir=tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
 def test_prepare_data_splits_the_digits_into_mltable_folders(tmp_path):
-    run = sample_run.start("demo", target="local", work_dir=tmp_path / "w")
-    data = sample_run.prepare_data(run, "multiclass")
+    run = notebook_run.start("demo", target="local", work_dir=tmp_path / "w")
+    data = notebook_run.prepare_data(run, "multiclass")
     assert (data.n_train, data.n_validation) == (1437, 360)
     assert (data.train_mltable / "MLTable").is_file()
     with pytest.raises(ConfigError, match="multiclass or multilabel"):
-        sample_run.prepare_data(run, "regression")
+        notebook_run.prepare_data(run, "regression")
 
 
 def test_a_failing_azure_command_raises_its_own_message(tmp_path):
     run = _azure_run(tmp_path)
-    with pytest.raises(sample_run.AzureCommandError, match="not allowed for inference"):
+    with pytest.raises(notebook_run.AzureCommandError, match="not allowed for inference"):
         run.azure(
             "deploy-online",
             "--endpoint",

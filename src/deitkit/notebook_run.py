@@ -111,8 +111,8 @@ def prepare_data(run: SampleRun, kind: str, fridge_zip: str | Path = ""):
     from FRIDGE_URLS) when given, else from the digits sample. `kind` is multiclass or
     multilabel. Returns `deitkit.data.importer.ImportResult`.
     """
+    from deitkit.data.digits import write_digits, write_digits_multilabel
     from deitkit.data.importer import import_dataset
-    from deitkit.data.samples import write_digits, write_digits_multilabel
 
     if kind not in FRIDGE_URLS:
         raise ConfigError(f"kind must be multiclass or multilabel, got {kind!r}")

@@ -1,4 +1,4 @@
-"""Tests for deitkit.data.samples: counts, labels, the look, determinism and never overwriting."""
+"""Tests for deitkit.data.digits: counts, labels, the look, determinism and never overwriting."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from deitkit.data.digits import MARKER, write_digits, write_digits_multilabel
 from deitkit.data.formats import read_dataset
-from deitkit.data.samples import MARKER, write_digits, write_digits_multilabel
 from deitkit.errors import ConfigError, DataError
 from deitkit.tasks import Task
 

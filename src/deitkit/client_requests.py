@@ -1,4 +1,4 @@
-"""Build /score request bodies from image files, in each form the online endpoint accepts."""
+"""Client side of the online endpoint: /score request bodies built from image files, every form."""
 
 from __future__ import annotations
 
