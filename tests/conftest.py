@@ -35,6 +35,20 @@ def _noisy_square(
     return Image.fromarray(pixels.astype(np.uint8))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`gpu` tests run where torch sees CUDA; elsewhere they are reported as skipped, with why."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA (torch.cuda.is_available())")
+    for item in gpu_tests:
+        item.add_marker(skip)
+
+
 @pytest.fixture
 def colour_folders(tmp_path: Path) -> Path:
     """Class folders blue/green/red, 8 noisy solid-colour 20x20 PNGs each (multiclass)."""
