@@ -28,9 +28,11 @@ def validate(root: Path | None) -> None:
     environment build contexts and pins, pipeline bindings, and that every flag a component
     passes exists in this `deitkit`.
     """
-    from deitkit.assets_validate import validate_assets
+    from deitkit.assets.validate import validate_assets
 
-    report = validate_assets(root)
+    # The root group this command runs under: its commands are what the components call.
+    root_group = click.get_current_context().find_root().command
+    report = validate_assets(root, cli=root_group)
     for problem in report.problems:
         click.echo(problem)
     click.echo(report.summary())

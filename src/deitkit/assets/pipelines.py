@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from deitkit.azure_yaml import Problems
+from deitkit.assets.yaml_loading import Problems
 
 _REFERENCE = re.compile(
     r"\$\{\{\s*parent\.(?:(inputs|outputs)|jobs\.(\w+)\.(outputs))\.(\w+)\s*\}\}"

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from deitkit.azure_yaml import Problems
+from deitkit.assets.yaml_loading import Problems
 
 # `$[[...]]` (Azure ML's optional part) becomes two marker tokens around what it holds.
 _OPEN, _CLOSE = "\x00[[", "\x00]]"
