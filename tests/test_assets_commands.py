@@ -97,3 +97,55 @@ def test_command_checks(command, inputs, expected):
         assert found == []
     else:
         assert any(expected in p for p in found), found
+
+
+@tiny_cli.command("tune")
+@click.option("--model", required=True)
+@click.option("--rate", type=float, default=0.5)
+@click.option("--size", type=int, default=None)
+@click.option("--side", type=int)  # no default given at all (click holds a sentinel)
+@click.option("--task", type=click.Choice(["a", "b"]), default="a")
+@click.option("--resume", type=click.BOOL, is_flag=False, flag_value=True, default=True)
+def tune(**_) -> None:
+    """Options with defaults of each kind the defaults check converts."""
+
+
+@pytest.mark.parametrize(
+    "flag, spec, expected",
+    [
+        ("--rate", {"type": "number", "default": 0.5}, None),
+        (
+            "--rate",
+            {"type": "number", "default": 1},
+            "inputs.x.default: 1, but `deitkit tune` --rate defaults to 0.5",
+        ),
+        ("--size", {"type": "integer", "optional": True}, None),
+        (
+            "--size",
+            {"type": "integer", "default": -1},
+            "inputs.x.default: -1, but `deitkit tune` --size has no default",
+        ),
+        (
+            "--side",
+            {"type": "integer", "default": 0},
+            "inputs.x.default: 0, but `deitkit tune` --side has no default",
+        ),
+        ("--task", {"type": "string", "enum": ["a", "b"], "default": "a"}, None),
+        ("--task", {"type": "string", "enum": ["a", "b"], "default": "b"}, "'b', but"),
+        ("--resume", {"type": "boolean", "default": True}, None),
+        ("--resume", {"type": "boolean", "default": "true"}, None),
+        (
+            "--resume",
+            {"type": "boolean", "default": False},
+            "False, but `deitkit tune` --resume defaults to True",
+        ),
+        ("--model", {"type": "string", "default": "m"}, None),  # required: no default of its own
+    ],
+)
+def test_input_defaults_must_be_the_options_own(flag, spec, expected):
+    command = "deitkit tune --model m" if flag != "--model" else "deitkit tune"
+    found = command_problems(f"{command} $[[{flag} ${{{{inputs.x}}}}]]", x=spec)
+    if expected is None:
+        assert found == []
+    else:
+        assert any("spec.yaml: inputs.x.default: " in p and expected in p for p in found), found

@@ -157,6 +157,29 @@ BREAKAGES = {
         "components/finetune/spec.yaml: inputs.learning_rate_scheduler.default: 'linear' is not "
         "one of",
     ),
+    "component default that disagrees with the CLI's": (
+        _finetune_input("number_of_epochs", default=16),
+        "components/finetune/spec.yaml: inputs.number_of_epochs.default: 16, but "
+        "`deitkit finetune` --epochs defaults to 15",
+    ),
+    "boolean component default that disagrees with the CLI's": (
+        _finetune_input("resume_from_checkpoint", default=False),
+        "components/finetune/spec.yaml: inputs.resume_from_checkpoint.default: False, but "
+        "`deitkit finetune` --resume defaults to True",
+    ),
+    "component default where the CLI has none": (
+        _finetune_input("image_width", default=-1),
+        "components/finetune/spec.yaml: inputs.image_width.default: -1, but `deitkit finetune` "
+        "--image-width has no default",
+    ),
+    "pipeline default that disagrees with its step's": (
+        lambda root: edit_yaml(
+            root / "components/pipeline_multiclass/spec.yaml",
+            lambda d: d["inputs"]["number_of_workers"].update(default=2),
+        ),
+        "components/pipeline_multiclass/spec.yaml: inputs.number_of_workers.default: 2, but it "
+        "feeds jobs.finetune.inputs.number_of_workers, whose component defaults to 0",
+    ),
     "pipeline binding to an input it lacks": (
         lambda root: edit_text(
             root / "components/pipeline_multilabel/spec.yaml",

@@ -26,7 +26,7 @@ def validate(root: Path | None) -> None:
     assets.yaml indexes them, files under 1 MB, no extra-index-url), the model assets' SKU
     invariants, the VM sizes of deployments and pipeline steps against the allow-lists,
     environment build contexts and pins, pipeline bindings, and that every flag a component
-    passes exists in this `deitkit`.
+    passes exists in this `deitkit`, with the component's default equal to the flag's own.
     """
     from deitkit.assets.validate import validate_assets
 
