@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deitkit.assets_manifest import (
+from deitkit.assets.manifest import (
     check_asset_index,
     check_model_assets,
     default_manifest_path,

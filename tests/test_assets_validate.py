@@ -6,14 +6,12 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import click
 import pytest
 import yaml
 
-from deitkit.assets_manifest import default_manifest_path
-from deitkit.assets_validate import validate_assets
-from deitkit.azure_yaml import Problems
-from deitkit.component_commands import check_command, parse_invocations
+from deitkit.assets.manifest import default_manifest_path
+from deitkit.assets.validate import validate_assets
+from deitkit.cli.main import cli
 
 REPO = default_manifest_path().parent
 # What the asset checks read: the assets, the manifest, and the environments' build context.
@@ -31,7 +29,7 @@ def copy_repo(target: Path) -> Path:
 
 def problems(root: Path) -> set[str]:
     """The report's problems with `root` taken out of absolute paths, comparable across copies."""
-    return {p.replace(f"{root}/", "") for p in validate_assets(root).problems}
+    return {p.replace(f"{root}/", "") for p in validate_assets(root, cli=cli).problems}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +50,7 @@ def edit_text(path: Path, old: str, new: str) -> None:
 
 
 def test_repository_assets_pass():
-    report = validate_assets()
+    report = validate_assets(cli=cli)
     assert report.problems == []
     assert report.ok
     assert report.checked == {"models": 3, "components": 5, "environments": 2, "endpoints": 2}
@@ -159,6 +157,29 @@ BREAKAGES = {
         "components/finetune/spec.yaml: inputs.learning_rate_scheduler.default: 'linear' is not "
         "one of",
     ),
+    "component default that disagrees with the CLI's": (
+        _finetune_input("number_of_epochs", default=16),
+        "components/finetune/spec.yaml: inputs.number_of_epochs.default: 16, but "
+        "`deitkit finetune` --epochs defaults to 15",
+    ),
+    "boolean component default that disagrees with the CLI's": (
+        _finetune_input("resume_from_checkpoint", default=False),
+        "components/finetune/spec.yaml: inputs.resume_from_checkpoint.default: False, but "
+        "`deitkit finetune` --resume defaults to True",
+    ),
+    "component default where the CLI has none": (
+        _finetune_input("image_width", default=-1),
+        "components/finetune/spec.yaml: inputs.image_width.default: -1, but `deitkit finetune` "
+        "--image-width has no default",
+    ),
+    "pipeline default that disagrees with its step's": (
+        lambda root: edit_yaml(
+            root / "components/pipeline_multiclass/spec.yaml",
+            lambda d: d["inputs"]["number_of_workers"].update(default=2),
+        ),
+        "components/pipeline_multiclass/spec.yaml: inputs.number_of_workers.default: 2, but it "
+        "feeds jobs.finetune.inputs.number_of_workers, whose component defaults to 0",
+    ),
     "pipeline binding to an input it lacks": (
         lambda root: edit_text(
             root / "components/pipeline_multilabel/spec.yaml",
@@ -257,94 +278,4 @@ def test_missing_manifest_is_a_config_error(tmp_path):
     from deitkit.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"no assets\.yaml here"):
-        validate_assets(tmp_path)
-
-
-@click.group()
-def tiny_cli() -> None:
-    """A CLI with one command of each kind of parameter the checks tell apart."""
-
-
-@tiny_cli.command("train")
-@click.argument("data")
-@click.option("--model", required=True)
-@click.option("--epochs", type=click.IntRange(1, 100), default=1)
-@click.option("--task", type=click.Choice(["a", "b"]), default="a")
-@click.option("--ort/--no-ort", default=False)
-@click.option("--resume", type=click.BOOL, is_flag=False, flag_value=True, default=True)
-def train(**_) -> None:
-    """Stands in for `deitkit finetune`."""
-
-
-def command_problems(command: str, **inputs) -> list[str]:
-    spec = {"command": command, "inputs": inputs, "outputs": {"out": {"type": "uri_folder"}}}
-    found = Problems("spec.yaml")
-    check_command(spec, found, tiny_cli)
-    return list(found)
-
-
-def test_shell_around_the_cli_is_left_alone():
-    command = (
-        "RANK=0 deitkit train ${{inputs.data}} --model m $[[--epochs ${{inputs.n}}]] "
-        '&& { [ "${RANK:-0}" != 0 ] || cp -R ${{outputs.out}}/x/. /y/; }'
-    )
-    assert command_problems(command, data={"type": "uri_folder"}, n={"type": "integer"}) == []
-    (call,) = parse_invocations(command)
-    assert [w.text for w in call.rest][:4] == ["train", "${{inputs.data}}", "--model", "m"]
-    assert [w.optional for w in call.rest][3:6] == [False, True, True]
-
-
-@pytest.mark.parametrize(
-    "command, inputs, expected",
-    [
-        (
-            "deitkit train d --model m --ort ${{inputs.flag}}",
-            {"flag": {"type": "boolean"}},
-            "`deitkit train` --ort is a switch and takes no value, got ${{inputs.flag}}",
-        ),
-        (
-            "deitkit train d --model m --resume ${{inputs.flag}} --no-ort",
-            {"flag": {"type": "boolean"}},
-            None,
-        ),
-        (
-            "deitkit train d --model m --resume ${{inputs.flag}}",
-            {"flag": {"type": "string"}},
-            "input 'flag' (string) feeds `deitkit train` --resume, which takes boolean",
-        ),
-        (
-            "deitkit train d $[[--model ${{inputs.m}}]]",
-            {"m": {"type": "string", "optional": True}},
-            "`deitkit train` requires --model; the command passes it only inside $[[...]]",
-        ),
-        (
-            "deitkit train d $[[--model ${{inputs.m}}]]",
-            {"m": {"type": "string", "default": "x"}},
-            None,
-        ),
-        (
-            "deitkit train d --model m --task ${{inputs.t}}",
-            {"t": {"type": "string"}},
-            "inputs.t: feeds `deitkit train` --task, a choice of a, b: give it an enum",
-        ),
-        (
-            "deitkit train d --model m --epochs ${{inputs.n}}",
-            {"n": {"type": "integer", "default": 0}},
-            "inputs.n.default: 0 for `deitkit train` --epochs: 0 is not in the range 1<=x<=100.",
-        ),
-        (
-            "deitkit train d --model m --epochs ${{inputs.nope}}",
-            {},
-            "--epochs uses ${{inputs.nope}}, which the component lacks",
-        ),
-        ("deitkit train --model m", {}, "`deitkit train` takes DATA; the command gives 0 of them"),
-        ("deitkit train d --model", {}, "`deitkit train` --model needs a value"),
-        ("deitkit", {}, "`deitkit` needs a command after it"),
-    ],
-)
-def test_command_checks(command, inputs, expected):
-    found = command_problems(command, **inputs)
-    if expected is None:
-        assert found == []
-    else:
-        assert any(expected in p for p in found), found
+        validate_assets(tmp_path, cli=cli)

@@ -1,4 +1,4 @@
-"""Azure VM sizes: the catalog, min-SKU specs, and the allow-list gate every submission passes."""
+"""Azure VM sizes: the catalog, min-SKU spec arithmetic and nearest sizes; it knows no manifest."""
 
 from __future__ import annotations
 
@@ -10,16 +10,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from deitkit.errors import ConfigError
 
-if TYPE_CHECKING:
-    from deitkit.assets_manifest import Manifest
-
-DEFAULT_MODEL = "facebook-deit-base-patch16-224"
 CATALOG_FILE = "azure_vm_sizes.yaml"
 # Missing a GPU (or having one too many) outweighs a doubling of both vCPUs and memory.
 GPU_WEIGHT = 4.0
@@ -238,84 +234,3 @@ def closest_sizes(target: VmSize, candidates: Iterable[VmSize], *, n: int = 3) -
         key=lambda c: (size_distance(target, c), c.vcpus, c.memory_gib, c.name),
     )
     return ranked[:n]
-
-
-class SkuNotAllowedError(ConfigError):
-    """A VM size is not on the model's allow-list for a purpose; `check` has the alternatives."""
-
-    def __init__(self, check: SkuCheck):
-        self.check = check
-        super().__init__(check.summary())
-
-
-@dataclass(frozen=True)
-class SkuCheck:
-    """The answer to "may `size` run `purpose` for `model`?", with the nearest allowed sizes."""
-
-    size: VmSize
-    purpose: Purpose
-    model: str
-    allowed: bool
-    min_spec: str
-    alternatives: tuple[VmSize, ...] = ()
-
-    def summary(self) -> str:
-        what = f"{self.purpose.value} of {self.model}"
-        if self.allowed:
-            return f"{self.size.name} is allowed for {what} ({self.size.describe()})"
-        lines = [
-            f"{self.size.name} ({self.size.describe()}) is not allowed for {what} "
-            f"(min spec cpus|gpus|memoryGB|diskGB = {self.min_spec})",
-            "closest allowed sizes:",
-        ]
-        lines += [f"  {alt.name} ({alt.describe()})" for alt in self.alternatives]
-        return "\n".join(lines)
-
-    def raise_if_denied(self) -> None:
-        """The gate before any Azure call: raise SkuNotAllowedError unless allowed."""
-        if not self.allowed:
-            raise SkuNotAllowedError(self)
-
-
-def check_sku(
-    sku: str,
-    purpose: str | Purpose,
-    *,
-    model: str = DEFAULT_MODEL,
-    manifest: Manifest | None = None,
-    catalog: Catalog | None = None,
-    alternatives: int = 3,
-) -> SkuCheck:
-    """Check `sku` against `model`'s allow-list for `purpose` in the asset manifest.
-
-    Args:
-        sku: An Azure VM size name (case is ignored).
-        purpose: inference, evaluation or finetune.
-        model: The model asset's name in the manifest.
-        manifest: The loaded manifest; default: `load_manifest()` (the repository's assets.yaml).
-        catalog: The VM size catalog; default: the one deitkit ships.
-        alternatives: How many nearest allowed sizes to name when `sku` is not allowed.
-
-    Raises:
-        ConfigError: `sku` is unknown (the message names close spellings), or the model or
-            its allow-list is missing from the manifest.
-    """
-    from deitkit.assets_manifest import load_manifest  # the manifest module imports this one
-
-    purpose = parse_purpose(purpose)
-    catalog = catalog or load_catalog()
-    size = catalog.lookup(sku)
-    asset = (manifest or load_manifest()).model(model)
-    names = asset.allow_list(purpose)
-    unknown = [name for name in names if name not in catalog]
-    if unknown:
-        raise ConfigError(
-            f"{asset.field('tags', purpose.allow_list_tag)}: {unknown[0]!r} is not in the VM size "
-            f"catalog {catalog.source} ({catalog.suggest(unknown[0])})"
-        )
-    allowed = [catalog.lookup(name) for name in names]
-    spec = min_spec([s.name for s in allowed], catalog=catalog)
-    if size in allowed:
-        return SkuCheck(size, purpose, asset.name, True, spec)
-    nearest = closest_sizes(size, allowed, n=alternatives)
-    return SkuCheck(size, purpose, asset.name, False, spec, tuple(nearest))

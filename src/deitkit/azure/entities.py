@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from deitkit.assets_manifest import ENDPOINT_NAME, MODEL_NAME, Manifest, load_manifest
+from deitkit.assets.manifest import ENDPOINT_NAME, MODEL_NAME, Manifest, load_manifest
 from deitkit.errors import ConfigError
 
 ONLINE_ASSET = "deitkit-image-online"
@@ -55,7 +55,7 @@ def load_entity(loader: Callable[..., Any], path: Path) -> Any:
 
 def describe_error(err: Exception) -> str:
     """An azure-ai-ml validation error as `field: why; ...`, without its advice on editors."""
-    from deitkit.azure_yaml import error_fields
+    from deitkit.assets.yaml_loading import error_fields
 
     return "; ".join(f"{field}: {why}" if field else why for field, why in error_fields(err))
 

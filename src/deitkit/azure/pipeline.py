@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from deitkit.assets_manifest import Manifest
+from deitkit.assets.manifest import Manifest
 from deitkit.azure.entities import MLMODEL_FILE, asset_folder, describe_error, load_entity
 from deitkit.errors import ConfigError
 from deitkit.skus import Purpose

@@ -26,11 +26,13 @@ def validate(root: Path | None) -> None:
     assets.yaml indexes them, files under 1 MB, no extra-index-url), the model assets' SKU
     invariants, the VM sizes of deployments and pipeline steps against the allow-lists,
     environment build contexts and pins, pipeline bindings, and that every flag a component
-    passes exists in this `deitkit`.
+    passes exists in this `deitkit`, with the component's default equal to the flag's own.
     """
-    from deitkit.assets_validate import validate_assets
+    from deitkit.assets.validate import validate_assets
 
-    report = validate_assets(root)
+    # The root group this command runs under: its commands are what the components call.
+    root_group = click.get_current_context().find_root().command
+    report = validate_assets(root, cli=root_group)
     for problem in report.problems:
         click.echo(problem)
     click.echo(report.summary())

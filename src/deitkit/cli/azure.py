@@ -10,11 +10,12 @@ from typing import Any
 
 import click
 
-from deitkit.assets_manifest import Manifest, load_manifest
+from deitkit.assets.manifest import DEFAULT_MODEL, Manifest, load_manifest
+from deitkit.assets.sku_gate import SkuCheck, check_sku
 from deitkit.azure import entities, pipeline, submit
 from deitkit.azure import workspace as ws
 from deitkit.errors import ConfigError
-from deitkit.skus import DEFAULT_MODEL, Purpose, SkuCheck, check_sku
+from deitkit.skus import Purpose
 from deitkit.tasks import Task
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from deitkit.skus import DEFAULT_MODEL, Purpose
+from deitkit.assets.manifest import DEFAULT_MODEL
+from deitkit.skus import Purpose
 
 EXIT_NOT_ALLOWED = 1
 
@@ -34,8 +35,8 @@ def sku() -> None:
 )
 def check(vm_size: str, purpose: str, model: str, manifest: Path | None) -> None:
     """Exit 0 when SKU is allowed for the purpose; exit 1 naming the closest allowed sizes."""
-    from deitkit.assets_manifest import load_manifest
-    from deitkit.skus import check_sku
+    from deitkit.assets.manifest import load_manifest
+    from deitkit.assets.sku_gate import check_sku
 
     result = check_sku(vm_size, purpose, model=model, manifest=load_manifest(manifest))
     if result.allowed:

@@ -1,7 +1,9 @@
-"""Pipeline components: every binding names a real input, output or step, with a fitting type.
+"""Pipeline components: every binding names a real input, output or step, of a fitting type.
 
 azure-ai-ml checks a pipeline's required inputs locally but leaves `${{parent...}}` references,
 unknown step inputs and type mismatches to the service; these checks catch them before upload.
+A pipeline input's default must also be that of the step input it feeds, where both have one,
+so that a default is stated once.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from deitkit.azure_yaml import Problems
+from deitkit.assets.yaml_loading import Problems
 
 _REFERENCE = re.compile(
     r"\$\{\{\s*parent\.(?:(inputs|outputs)|jobs\.(\w+)\.(outputs))\.(\w+)\s*\}\}"
@@ -121,7 +123,8 @@ def _check_inputs(node, where, child, inputs, steps, problems: Problems) -> None
 
 
 def _check_feed(field, source_name, source, target, problems: Problems) -> None:
-    """A pipeline input bound to a step input: same type (or integer into number), enum within."""
+    """A pipeline input bound to a step input: same type (or integer into number), enum within,
+    and the step input's own default, where both have one."""
     kinds = (_type(source), _type(target))
     if kinds[0] != kinds[1] and kinds != ("integer", "number"):
         problems.add(field, f"pipeline input {source_name!r} ({kinds[0]}) feeds a {kinds[1]} input")
@@ -133,6 +136,12 @@ def _check_feed(field, source_name, source, target, problems: Problems) -> None:
         extra = [v for v in offered if str(v) not in {str(e) for e in enum}]
         if extra:
             problems.add(field, f"pipeline input {source_name!r} offers {extra}, not in {enum}")
+    mine, theirs = source.get("default"), target.get("default")
+    if mine is not None and theirs is not None and not _same_value(kinds[1], mine, theirs):
+        problems.add(
+            f"inputs.{source_name}.default",
+            f"{mine!r}, but it feeds {field}, whose component defaults to {theirs!r}",
+        )
     required = not target.get("optional", False) and target.get("default") is None
     if required and source.get("optional", False) and source.get("default") is None:
         problems.add(
@@ -140,6 +149,21 @@ def _check_feed(field, source_name, source, target, problems: Problems) -> None:
             f"the step needs this input, but pipeline input {source_name!r} is optional "
             "without a default",
         )
+
+
+def _same_value(kind: str, a: Any, b: Any) -> bool:
+    """Whether two defaults of an input of type `kind` are one value as Azure ML passes it on.
+
+    A value of the wrong type (which the declaration checks report) compares as written.
+    """
+    try:
+        if kind == "boolean":
+            return str(a).lower() == str(b).lower()
+        if kind in ("integer", "number"):
+            return float(a) == float(b)
+    except (TypeError, ValueError):
+        pass
+    return str(a) == str(b)
 
 
 def _check_literal(field, value, target, problems: Problems) -> None:

@@ -1,4 +1,4 @@
-"""The asset manifest `assets.yaml`: model assets with their SKU allow-lists, and the index."""
+"""The asset manifest `assets.yaml` read into typed values: model assets and the asset index."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
@@ -18,6 +17,8 @@ from deitkit.skus import Catalog, Purpose, load_catalog, min_spec, parse_spec
 from deitkit.tasks import Task
 
 MANIFEST_FILE = "assets.yaml"
+# The flagship model asset: the one the SKU gate and `deitkit sku check` use unless told.
+DEFAULT_MODEL = "facebook-deit-base-patch16-224"
 # Azure ML's asset validator: model names may use capitals, every other asset is lowercase.
 MODEL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,254}$")
 ASSET_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,254}$")
@@ -102,13 +103,14 @@ class Manifest:
 
 
 def default_manifest_path() -> Path:
-    """The repository's assets.yaml (a source checkout), else a copy packaged in deitkit."""
-    checkout = Path(__file__).resolve().parents[2] / MANIFEST_FILE  # src/deitkit/ → repo root
+    """The repository's assets.yaml, found from this source checkout.
+
+    An installed deitkit has none (the package ships no copy), so callers outside a checkout
+    pass the path.
+    """
+    checkout = Path(__file__).resolve().parents[3] / MANIFEST_FILE  # src/deitkit/assets/ → root
     if checkout.is_file():
         return checkout
-    packaged = resources.files("deitkit.resources").joinpath(MANIFEST_FILE)
-    if packaged.is_file():
-        return Path(str(packaged))
     raise ConfigError(f"cannot find {MANIFEST_FILE} beside the deitkit source; pass its path")
 
 

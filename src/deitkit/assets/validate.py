@@ -12,8 +12,9 @@ from typing import Any
 import click
 import yaml
 
-from deitkit.assets_endpoints import check_deployment, load_by_schema
-from deitkit.assets_environments import (
+from deitkit.assets.commands import check_command, check_input_declarations
+from deitkit.assets.endpoints import check_deployment, load_by_schema
+from deitkit.assets.environments import (
     CONTEXT_DIR,
     FORBIDDEN_TEXT,
     REQUIREMENTS_FILE,
@@ -21,7 +22,7 @@ from deitkit.assets_environments import (
     check_requirements,
     project_pins,
 )
-from deitkit.assets_manifest import (
+from deitkit.assets.manifest import (
     MANIFEST_FILE,
     IndexedAsset,
     Manifest,
@@ -30,11 +31,11 @@ from deitkit.assets_manifest import (
     default_manifest_path,
     load_manifest,
 )
-from deitkit.assets_pipelines import check_pipeline
-from deitkit.azure_yaml import Problems, load_entity, read_yaml
-from deitkit.component_commands import check_command, check_input_declarations
+from deitkit.assets.pipelines import check_pipeline
+from deitkit.assets.sku_gate import check_sku
+from deitkit.assets.yaml_loading import Problems, load_entity, read_yaml
 from deitkit.errors import ConfigError
-from deitkit.skus import Catalog, Purpose, check_sku, load_catalog
+from deitkit.skus import Catalog, Purpose, load_catalog
 
 ASSET_FILE = "asset.yaml"
 DESCRIPTION_FILE = "description.md"
@@ -71,7 +72,7 @@ class ValidationReport:
 def validate_assets(
     root: str | Path | None = None,
     *,
-    cli: click.Group | None = None,
+    cli: click.Group,
     catalog: Catalog | None = None,
 ) -> ValidationReport:
     """Check every asset of the repository at `root` (default: this checkout).
@@ -79,7 +80,14 @@ def validate_assets(
     Loads assets.yaml, each model asset with `load_model` and each indexed component,
     environment and endpoint YAML with its azure-ai-ml loader, then checks Azure's asset
     anatomy and naming rules, the SKU invariants and allow-lists, environment build contexts
-    and pins, pipeline bindings, and every flag the components pass to the `deitkit` CLI.
+    and pins, pipeline bindings, and every flag the components pass to the CLI.
+
+    Args:
+        root: The repository root holding assets.yaml; default: this checkout.
+        cli: The `deitkit` click group the components' commands are checked against; the
+            caller passes it in (the command passes its own root) so the library never
+            imports the CLI.
+        catalog: The VM size catalog; default: the one deitkit ships.
 
     Raises:
         ConfigError: `root` has no assets.yaml, or it is malformed.
@@ -87,8 +95,6 @@ def validate_assets(
     root = Path(root) if root is not None else default_manifest_path().parent
     if not (root / MANIFEST_FILE).is_file():
         raise ConfigError(f"{root}: no {MANIFEST_FILE} here; pass the repository root (--root)")
-    if cli is None:
-        from deitkit.cli.main import cli
     checker = _Checker(root.resolve(), load_manifest(root / MANIFEST_FILE), cli, catalog)
     checker.run()
     return ValidationReport(root, checker.problems, checker.checked)

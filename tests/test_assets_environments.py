@@ -9,14 +9,14 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from deitkit.assets_environments import (
+from deitkit.assets.environments import (
     check_environment,
     check_requirements,
     dockerfile_sources,
     project_pins,
 )
-from deitkit.assets_manifest import default_manifest_path
-from deitkit.azure_yaml import Problems
+from deitkit.assets.manifest import default_manifest_path
+from deitkit.assets.yaml_loading import Problems
 
 REPO = default_manifest_path().parent
 ENVIRONMENTS = {"training": ("training", "onnx"), "inference": ("serving", "onnx")}

@@ -1,7 +1,8 @@
-"""Command components checked against the `deitkit` CLI: inputs, commands, flags, values, types."""
+"""Command components checked against the `deitkit` CLI: commands, flags, types, defaults."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import shlex
@@ -11,7 +12,7 @@ from typing import Any
 
 import click
 
-from deitkit.azure_yaml import Problems
+from deitkit.assets.yaml_loading import Problems
 
 # `$[[...]]` (Azure ML's optional part) becomes two marker tokens around what it holds.
 _OPEN, _CLOSE = "\x00[[", "\x00]]"
@@ -29,6 +30,8 @@ _ACCEPTS: dict[str, tuple[type[click.ParamType], ...]] = {
     "string": (click.types.StringParamType, click.Choice),
 }
 _PATH_TYPES = (click.types.StringParamType, click.Path)
+# What click (8.3 on) holds as the default of an option given none; older releases hold None.
+_NO_DEFAULT = getattr(click.core, "UNSET", None)
 
 
 @dataclass
@@ -115,8 +118,9 @@ def check_command(
 
     Each call must name an existing command; each flag must be one of its options and get a
     value exactly when the option takes one; an input that feeds an option must have a type
-    the option accepts, and its enum and default must be values the option accepts; required
-    options and arguments must be given whenever the command runs.
+    the option accepts, its enum and default must be values the option accepts, and its
+    default must be the option's own; required options and arguments must be given whenever
+    the command runs.
     """
     text = spec.get("command")
     if not isinstance(text, str):
@@ -246,6 +250,33 @@ def _check_input_type(name, flag, param, input_name, spec, problems: Problems) -
             error = _convert(param, value)
             if error:
                 problems.add(f"{field_}.{label}", f"{value!r} for `{name}` {flag}: {error}")
+            elif label == "default":
+                _check_default(name, flag, param, value, problems, field_)
+
+
+def _check_default(name, flag, param, value, problems: Problems, field_: str) -> None:
+    """An input's default must be the option's own, so that it is stated once (by the CLI).
+
+    Compared as the option reads them: the input's default as Azure ML renders it on the
+    command line (booleans as True/False), converted by the option's type. A required option
+    has no default of its own, and a multi-valued one is no input's to state.
+    """
+    if param.required or param.multiple or param.nargs != 1:
+        return
+    given = param.type.convert(str(value), param, None)
+    # `get_default` resolves callables and flags' implied defaults; the context it reads a
+    # default map from has none here.
+    default = param.get_default(click.Context(click.Command(name)))
+    if default is None or default is _NO_DEFAULT:
+        problems.add(
+            f"{field_}.default",
+            f"{value!r}, but `{name}` {flag} has no default: leave the input without one",
+        )
+        return
+    with contextlib.suppress(click.BadParameter):  # else compare with the default as written
+        default = param.type.convert(default, param, None)
+    if given != default:
+        problems.add(f"{field_}.default", f"{value!r}, but `{name}` {flag} defaults to {default!r}")
 
 
 def _check_type(name, flag, param, kind, what, problems: Problems, field_: str = "command"):

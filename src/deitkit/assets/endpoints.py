@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deitkit.azure_yaml import Problems, load_entity, read_yaml
+from deitkit.assets.yaml_loading import Problems, load_entity, read_yaml
 
-# `$schema` file name → the azure-ai-ml loader kind (azure_yaml.LOADERS) that reads it.
+# `$schema` file name → the azure-ai-ml loader kind (yaml_loading.LOADERS) that reads it.
 SCHEMAS = {
     "managedOnlineEndpoint": "online_endpoint",
     "managedOnlineDeployment": "online_deployment",

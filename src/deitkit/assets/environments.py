@@ -10,7 +10,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from deitkit.azure_yaml import Problems
+from deitkit.assets.yaml_loading import Problems
 
 CONTEXT_DIR = "context"
 REQUIREMENTS_FILE = "requirements.txt"
