@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 
+from deitkit.cli.finetune import finetune as finetune_command
 from deitkit.errors import ConfigError
 from deitkit.tasks import Task
 from deitkit.training.config import FinetuneConfig, model_family, resolve
@@ -65,3 +70,109 @@ def test_invalid_combinations_fail_with_the_flag_named(changes, flag):
     with pytest.raises(ConfigError) as err:
         resolve(_config(**changes))
     assert flag in str(err.value)
+
+
+# --- `deitkit finetune`: its options are generated from the fields -------------------------
+
+# The CLI's flags as Azure's component and users pass them; generating them must not change one.
+FLAGS = {
+    "--model", "--train", "--output", "--task", "--validation", "--image-size", "--image-width",
+    "--image-height", "--epochs", "--train-batch-size", "--validation-batch-size",
+    "--learning-rate", "--lr-scheduler", "--warmup-steps", "--optimizer", "--weight-decay",
+    "--gradient-accumulation-steps", "--precision", "--label-smoothing", "--seed",
+    "--max-grad-norm", "--metric-for-best-model", "--early-stopping", "--no-early-stopping",
+    "--early-stopping-patience", "--augmentations", "--no-augmentations", "--rand-augment",
+    "--no-rand-augment", "--mixup", "--cutmix", "--random-erasing", "--class-weights",
+    "--workers", "--apply-deepspeed", "--no-apply-deepspeed", "--deepspeed", "--apply-ort",
+    "--no-apply-ort", "--resume", "--no-resume", "--max-steps", "--save-steps",
+    "--validation-fraction",
+}  # fmt: skip
+REQUIRED = ["--model", "m", "--train", "t", "--output", "o"]
+
+
+def _parse(*args: str) -> dict:
+    """The values `deitkit finetune ARGS` hands its callback, without running it."""
+    return finetune_command.make_context("finetune", [*REQUIRED, *args]).params
+
+
+def test_the_flags_and_required_flags_stay_as_they_were():
+    options = [p for p in finetune_command.params if isinstance(p, click.Option)]
+    assert {flag for o in options for flag in (*o.opts, *o.secondary_opts)} == FLAGS
+    assert {o.opts[0] for o in options if o.required} == {"--model", "--train", "--output"}
+
+
+def test_each_field_is_an_option_with_the_field_default_and_help_text():
+    options = {p.name: p for p in finetune_command.params}
+    for field in dataclasses.fields(FinetuneConfig):
+        option = options[field.name]
+        assert option.help, f"--{field.name} has no help text"
+        if field.default is dataclasses.MISSING:
+            assert option.required, field.name
+        else:  # one default: the field's, None where resolve() fills it in
+            assert option.default == field.default, field.name
+    assert options["task"].default == "image-classification"
+    assert options["workers"].default == 0
+
+
+def test_no_flags_give_the_default_config():
+    params = _parse()
+    assert params.pop("image_width") is None and params.pop("image_height") is None
+    assert FinetuneConfig(**params) == FinetuneConfig(model="m", train="t", output="o")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--augmentations", "False"], False),
+        (["--augmentations", "true"], True),
+        (["--no-augmentations"], False),
+        (["--augmentations"], True),
+        ([], True),
+    ],
+)
+def test_switches_take_azure_values_and_no_flags(args, expected):
+    assert _parse(*args)["augmentations"] is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [("32", "fp32"), ("16", "fp16"), ("bf16", "bf16"), ("auto", "auto"), ("fp32", "fp32")],
+)
+def test_precision_flag_maps_azure_names_to_training_names(value, name):
+    assert _parse("--precision", value)["precision"] == name
+    assert resolve(_config(precision=name)).precision == name
+
+
+def test_precision_flag_refuses_other_values():
+    with pytest.raises(click.BadParameter, match="'8' is not one of"):
+        _parse("--precision", "8")
+
+
+def test_the_deepspeed_flag_feeds_deepspeed_config():
+    assert _parse("--deepspeed", "ds.json")["deepspeed_config"] == "ds.json"
+
+
+@pytest.mark.parametrize(
+    ("args", "size"),
+    [
+        ([], None),
+        (["--image-width", "64", "--image-height", "64"], 64),
+        (["--image-width", "-1", "--image-height", "64"], -1),
+        (["--image-size", "32", "--image-width", "32"], 32),
+    ],
+)
+def test_azure_width_and_height_fold_into_image_size(args, size, monkeypatch):
+    import deitkit.training.run as run_module
+
+    seen = []
+    monkeypatch.setattr(run_module, "finetune", lambda config: seen.append(config) or 1 / 0)
+    result = CliRunner().invoke(finetune_command, [*REQUIRED, *args])
+    assert isinstance(result.exception, ZeroDivisionError)
+    assert seen[0].image_size == size
+
+
+def test_docs_name_every_flag():
+    text = (Path(__file__).parents[1] / "docs" / "finetune.md").read_text()
+    flags = [o.opts[0] for o in finetune_command.params if isinstance(o, click.Option)]
+    missing = [flag for flag in flags if not re.search(re.escape(flag) + r"(?![\w-])", text)]
+    assert not missing, f"docs/finetune.md does not name {missing}"

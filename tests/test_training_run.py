@@ -105,6 +105,26 @@ def test_default_tracking_store_lives_in_the_output(
     assert {"metrics.json", "finetune_config.json"} <= artifacts
 
 
+def test_the_resolved_precision_is_logged_under_one_key(
+    tiny_checkpoint, colour_folders, tmp_path, monkeypatch
+):
+    import mlflow
+
+    from deitkit.training.precision import resolve_precision
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    out = tmp_path / "out"
+    result = _run(tiny_checkpoint("deit"), colour_folders, out, Task.MULTICLASS,
+                  epochs=1, max_steps=1, precision="fp16")  # fmt: skip
+    resolved = resolve_precision("fp16").name  # fp16 on a GPU; bf16 or fp32 on a CPU
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{out}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("deitkit-finetune").experiment_id])
+    assert run.data.params["precision"] == result.metrics["precision"] == resolved
+    assert "precision_resolved" not in run.data.params
+    assert json.loads((out / "metrics.json").read_text())["precision"] == resolved
+    assert json.loads((out / "finetune_config.json").read_text())["precision"] == "fp16"
+
+
 def test_empty_training_data_fails_before_training(tiny_checkpoint, tmp_path):
     empty = tmp_path / "empty"
     (empty / "a").mkdir(parents=True)

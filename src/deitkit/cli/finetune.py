@@ -1,25 +1,37 @@
-"""`deitkit finetune`: flags named after Azure's fine-tuning pipeline inputs (docs/finetune.md)."""
+"""`deitkit finetune`: flags named after Azure's fine-tuning pipeline inputs (docs/finetune.md).
+
+The options are built from `FinetuneConfig`'s fields, so each default, help text and choice is
+stated once, on the field.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import types
+import typing
+from enum import Enum
+from typing import Any
 
 import click
 
 from deitkit.errors import ConfigError
-from deitkit.tasks import Task
-from deitkit.training.config import CLASS_WEIGHTS, OPTIMIZERS, PRECISIONS, SCHEDULERS
+from deitkit.precision import ALIASES
+from deitkit.training.config import PRECISIONS, FinetuneConfig
+
+# Azure's precision input passes "32" or "16" (its enum); the flag takes those as well.
+_AZURE_PRECISIONS = ("32", "16")
 
 
 class _Switch(click.Option):
     """`--x` / `--no-x`, and `--x true|false` as well: Azure ML passes boolean inputs as values."""
 
     def __init__(self, decls, **kwargs):
-        (flag,) = decls
+        flag, *name = decls
         kwargs.update(type=click.BOOL, is_flag=False, flag_value=True, metavar="[true|false]")
-        super().__init__([flag], **kwargs)
+        super().__init__([flag, *name], **kwargs)
         self.secondary_opts = ["--no-" + flag.removeprefix("--")]
 
     def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
@@ -33,9 +45,66 @@ class _Switch(click.Option):
         )
 
 
-def _bool_flag(name: str, default: bool, help: str):
-    """A switch: `--x`, `--no-x`, or `--x VALUE` with VALUE true/false (any case, 1/0, yes/no)."""
-    return click.option(f"--{name}", cls=_Switch, default=default, show_default=True, help=help)
+class _PrecisionChoice(click.Choice):
+    """`--precision`: training's names plus Azure's "32"/"16", mapped onto fp32/fp16 here."""
+
+    def __init__(self) -> None:
+        super().__init__([*PRECISIONS, *_AZURE_PRECISIONS])
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        chosen = super().convert(value, param, ctx)
+        return ALIASES.get(chosen, chosen)
+
+
+# Fields whose flag takes other spellings than the field holds, mapped at this edge.
+_EDGE_TYPES: dict[str, click.ParamType] = {"precision": _PrecisionChoice()}
+
+# Azure's names for --image-size; `_square_size` folds them into FinetuneConfig.image_size.
+_AZURE_SIZE_OPTIONS = [
+    click.Option(["--image-width"], type=int, default=None, help="Azure's image_width (= height)."),
+    click.Option(
+        ["--image-height"], type=int, default=None, help="Azure's image_height (= width)."
+    ),
+]
+
+
+def _config_option(field: dataclasses.Field, hint: Any) -> click.Option:
+    """The option of one FinetuneConfig field, from its type and metadata (`config._option`)."""
+    meta = field.metadata
+    decls = [meta["flag"] or "--" + field.name.replace("_", "-"), field.name]
+    if field.default is dataclasses.MISSING:
+        # No default at all: click counts even an explicit None default as given.
+        settings = {"required": True}
+    else:
+        default = field.default
+        settings = {"default": default.value if isinstance(default, Enum) else default}
+    kind = _without_none(hint)
+    if kind is bool:
+        return _Switch(decls, show_default=True, help=meta["help"], **settings)
+    if field.name in _EDGE_TYPES:
+        kind = _EDGE_TYPES[field.name]
+    elif meta["choices"]:
+        kind = click.Choice(meta["choices"])
+    show_default = meta["show_default"] or True
+    return click.Option(decls, type=kind, show_default=show_default, help=meta["help"], **settings)
+
+
+def _without_none(hint: Any) -> Any:
+    """`int` for `int | None`; other hints unchanged."""
+    if isinstance(hint, types.UnionType):
+        (hint,) = (arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint
+
+
+def _options() -> list[click.Option]:
+    """One option per FinetuneConfig field in field order, Azure's width and height after size."""
+    hints = typing.get_type_hints(FinetuneConfig)
+    options = []
+    for field in dataclasses.fields(FinetuneConfig):
+        options.append(_config_option(field, hints[field.name]))
+        if field.name == "image_size":
+            options += _AZURE_SIZE_OPTIONS
+    return options
 
 
 def _square_size(image_size: int | None, width: int | None, height: int | None) -> int | None:
@@ -62,70 +131,9 @@ def _square_size(image_size: int | None, width: int | None, height: int | None) 
     return size
 
 
-@click.command()
-@click.option("--model", required=True, help="Hub id, local checkpoint folder, or scratch:<arch>.")
-@click.option(
-    "--train", required=True, help="Training data (any layout `deitkit data validate` reads)."
-)
-@click.option("--validation", default=None, help="Validation data (default: a seeded 80/20 split).")
-@click.option(
-    "--task",
-    type=click.Choice([t.value for t in Task]),
-    default=Task.MULTICLASS.value,
-    show_default=True,
-)
-@click.option("--output", required=True, help="Output folder (re-running resumes from it).")
-@click.option("--image-size", type=int, default=None, help="Input size; -1 = the checkpoint's own.")
-@click.option("--image-width", type=int, default=None, help="Azure's image_width (= height).")
-@click.option("--image-height", type=int, default=None, help="Azure's image_height (= width).")
-@click.option("--epochs", type=int, default=15, show_default=True)
-@click.option("--train-batch-size", type=int, default=None, help="Default 60 DeiT, 72 ViT/BEiT.")
-@click.option("--validation-batch-size", type=int, default=None)
-@click.option("--learning-rate", type=float, default=None, help="Default 5e-5.")
-@click.option(
-    "--lr-scheduler",
-    type=click.Choice(list(SCHEDULERS)),
-    default="warmup_cosine",
-    show_default=True,
-)
-@click.option("--warmup-steps", type=int, default=0, show_default=True)
-@click.option(
-    "--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adamw_torch", show_default=True
-)
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
-@click.option("--gradient-accumulation-steps", type=int, default=1, show_default=True)
-@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
-@click.option("--label-smoothing", type=float, default=0.0, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--max-grad-norm", type=float, default=1.0, show_default=True)
-@click.option(
-    "--metric-for-best-model",
-    default=None,
-    help="Default: accuracy (multiclass), iou (multilabel).",
-)
-@_bool_flag("early-stopping", False, "Stop when the metric stops improving.")
-@click.option("--early-stopping-patience", type=int, default=1, show_default=True)
-@_bool_flag("augmentations", True, "RandomResizedCrop, flip and colour jitter.")
-@_bool_flag("rand-augment", False, "RandAugment (n=2, m=9).")
-@click.option("--mixup", type=float, default=0.0, show_default=True, help="Mixup alpha (0 = off).")
-@click.option(
-    "--cutmix", type=float, default=0.0, show_default=True, help="CutMix alpha (0 = off)."
-)
-@click.option("--random-erasing", type=float, default=0.0, show_default=True, help="Probability.")
-@click.option(
-    "--class-weights", type=click.Choice(CLASS_WEIGHTS), default="none", show_default=True
-)
-@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader workers.")
-@_bool_flag("apply-deepspeed", False, "DeepSpeed with the shipped ZeRO stage 1 config.")
-@click.option("--deepspeed", "deepspeed_config", default=None, help="Your DeepSpeed JSON config.")
-@_bool_flag("apply-ort", False, "ORTModule where available, else torch.compile.")
-@_bool_flag("resume", True, "Continue from the last complete checkpoint in --output.")
-@click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps.")
-@click.option("--save-steps", type=int, default=None, help="Evaluate and checkpoint every N steps.")
-@click.option("--validation-fraction", type=float, default=0.2, show_default=True)
+@click.command(params=_options())
 def finetune(**options) -> None:
     """Fine-tune an image classifier with the Hugging Face Trainer."""
-    from deitkit.training.config import FinetuneConfig
     from deitkit.training.run import METRICS_FILE
     from deitkit.training.run import finetune as run_finetune
 

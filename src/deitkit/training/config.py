@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deitkit.errors import ConfigError
+from deitkit.precision import AUTO, BF16, FP16, FP32
 from deitkit.tasks import Task, parse_task
 
 # Azure's learning_rate_scheduler names → transformers' lr_scheduler_type.
@@ -29,7 +31,8 @@ OPTIMIZERS = {
     "sgd": "sgd",
     "adamw": "adamw_torch_fused",
 }
-PRECISIONS = ("auto", "32", "16", "bf16")
+# Inside training, precision has the internal names; the CLI maps Azure's "32"/"16" onto them.
+PRECISIONS = (AUTO, FP32, FP16, BF16)
 CLASS_WEIGHTS = ("none", "auto")
 # Metrics the Trainer can select the best checkpoint by (`loss` is the Trainer's eval_loss).
 BEST_MODEL_METRICS = {
@@ -58,49 +61,117 @@ MODEL_DEFAULTS = {"deit": (60, 5e-5), "vit": (72, 5e-5), "beit": (72, 5e-5)}
 FALLBACK_DEFAULTS = (32, 5e-5)
 
 
+def _option(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    flag: str | None = None,
+    choices: Iterable[str] | None = None,
+    show_default: str | None = None,
+) -> Any:
+    """A field that carries its `deitkit finetune` option (cli/finetune.py builds it from these).
+
+    Args:
+        default: The one default of the field, the flag and (checked by `assets validate`) the
+            Azure component input; None where `resolve` fills it in.
+        help: The option's help text.
+        flag: The flag, where it is not `--field-name`.
+        choices: The values the flag takes, where it is a choice.
+        show_default: What `--help` shows as the default where the field's is None.
+    """
+    metadata = {
+        "help": help,
+        "flag": flag,
+        "choices": tuple(choices) if choices is not None else None,
+        "show_default": show_default,
+    }
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
     """Every knob of a fine-tuning run; names follow Azure's pipeline inputs (see docs/finetune.md).
 
-    Fields left as None are resolved by `resolve` from the task and the model family.
+    Fields left as None are resolved by `resolve` from the task and the model family. Each
+    field's metadata (`_option`) is its `deitkit finetune` option: help text, flag, choices;
+    boolean fields become switches that also take true/false, as Azure ML passes them.
     """
 
-    model: str
-    train: str
-    output: str
-    task: Task
-    validation: str | None = None
-    image_size: int | None = None
-    epochs: int = 15
-    train_batch_size: int | None = None
-    validation_batch_size: int | None = None
-    learning_rate: float | None = None
-    lr_scheduler: str = "warmup_cosine"
-    warmup_steps: int = 0
-    optimizer: str = "adamw_torch"
-    weight_decay: float = 0.0
-    gradient_accumulation_steps: int = 1
-    precision: str = "auto"
-    label_smoothing: float = 0.0
-    seed: int = 42
-    max_grad_norm: float = 1.0
-    metric_for_best_model: str | None = None
-    early_stopping: bool = False
-    early_stopping_patience: int = 1
-    augmentations: bool = True
-    rand_augment: bool = False
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    random_erasing: float = 0.0
-    class_weights: str = "none"
-    workers: int = 0
-    apply_deepspeed: bool = False
-    deepspeed_config: str | None = None
-    apply_ort: bool = False
-    resume: bool = True
-    max_steps: int | None = None
-    save_steps: int | None = None
-    validation_fraction: float = 0.2
+    model: str = _option(help="Hub id, local checkpoint folder, or scratch:<arch>.")
+    train: str = _option(help="Training data (any layout `deitkit data validate` reads).")
+    output: str = _option(help="Output folder (re-running resumes from it).")
+    task: Task = _option(  # noqa: RUF009 (a dataclasses.field, like every _option)
+        Task.MULTICLASS,
+        help="One label per image, or any number (multilabel).",
+        choices=[t.value for t in Task],
+    )
+    validation: str | None = _option(
+        None, help="Validation data (default: a seeded split, see --validation-fraction)."
+    )
+    image_size: int | None = _option(
+        None,
+        help="Square input size; -1 = the checkpoint's own.",
+        show_default="the checkpoint's own; 224 for scratch models",
+    )
+    epochs: int = _option(15, help="Training epochs.")
+    train_batch_size: int | None = _option(
+        None, help="Per-device training batch size.", show_default="60 DeiT, 72 ViT/BEiT, else 32"
+    )
+    validation_batch_size: int | None = _option(
+        None, help="Per-device validation batch size.", show_default="--train-batch-size"
+    )
+    learning_rate: float | None = _option(None, help="Peak learning rate.", show_default="5e-5")
+    lr_scheduler: str = _option(
+        "warmup_cosine", help="Learning rate schedule after the warmup.", choices=SCHEDULERS
+    )
+    warmup_steps: int = _option(0, help="Optimizer steps of linear warmup from 0.")
+    optimizer: str = _option(
+        "adamw_torch", help="The AdamW names all run torch's fused AdamW.", choices=OPTIMIZERS
+    )
+    weight_decay: float = _option(0.0, help="Weight decay (not on biases and LayerNorm).")
+    gradient_accumulation_steps: int = _option(
+        1, help="Batches whose gradients are summed before each optimizer step."
+    )
+    precision: str = _option(
+        AUTO,
+        help="auto: bf16 where the CPU or GPU has it, fp16 on older GPUs, else fp32. "
+        "Azure's 32 and 16 mean fp32 and fp16.",
+        choices=PRECISIONS,
+    )
+    label_smoothing: float = _option(0.0, help="In [0, 1); image-classification only.")
+    seed: int = _option(42, help="Seeds weights, data order, augmentation and the split.")
+    max_grad_norm: float = _option(1.0, help="Gradient clipping norm.")
+    metric_for_best_model: str | None = _option(
+        None,
+        help="Metric that picks the best checkpoint.",
+        show_default="accuracy for multiclass, iou for multilabel",
+    )
+    early_stopping: bool = _option(False, help="Stop when the metric stops improving.")
+    early_stopping_patience: int = _option(
+        1, help="Evaluations without improvement before early stopping."
+    )
+    augmentations: bool = _option(True, help="RandomResizedCrop, flip and colour jitter.")
+    rand_augment: bool = _option(False, help="RandAugment (n=2, m=9).")
+    mixup: float = _option(0.0, help="Mixup alpha (0 = off).")
+    cutmix: float = _option(0.0, help="CutMix alpha (0 = off).")
+    random_erasing: float = _option(0.0, help="Random erasing probability (0 = off).")
+    class_weights: str = _option(
+        "none",
+        help="auto: balanced class weights (multiclass), BCE pos_weight (multilabel).",
+        choices=CLASS_WEIGHTS,
+    )
+    workers: int = _option(0, help="DataLoader workers.")
+    apply_deepspeed: bool = _option(False, help="DeepSpeed with the shipped ZeRO stage 1 config.")
+    deepspeed_config: str | None = _option(
+        None, help="Your DeepSpeed JSON config.", flag="--deepspeed"
+    )
+    apply_ort: bool = _option(False, help="ORTModule where available, else torch.compile.")
+    resume: bool = _option(True, help="Continue from the last complete checkpoint in --output.")
+    max_steps: int | None = _option(None, help="Stop after this many optimizer steps.")
+    save_steps: int | None = _option(None, help="Evaluate and checkpoint every N steps.")
+    validation_fraction: float = _option(
+        0.2, help="Share of --train held out when no --validation is given."
+    )
 
     @property
     def output_dir(self) -> Path:
@@ -161,6 +232,8 @@ def check(config: FinetuneConfig) -> None:
         )
     _check_choice("--lr-scheduler", config.lr_scheduler, SCHEDULERS)
     _check_choice("--optimizer", config.optimizer, OPTIMIZERS)
+    # The one check of the precision name: resolve_precision trusts it, and the CLI only maps
+    # Azure's "32"/"16" onto these names.
     _check_choice("--precision", config.precision, PRECISIONS)
     _check_choice("--class-weights", config.class_weights, CLASS_WEIGHTS)
     if not 0 <= config.label_smoothing < 1:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, TrainingArguments
+from transformers import EarlyStoppingCallback, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 from transformers.utils import cached_file
 
@@ -21,8 +20,10 @@ from deitkit.errors import ConfigError, DataError
 from deitkit.metrics import compute_metrics
 from deitkit.models import load_model, parse_model_ref
 from deitkit.packaging import package_model
+from deitkit.precision import Precision
 from deitkit.tasks import Task
-from deitkit.training.accelerator import resolve_accelerator
+from deitkit.training.accelerator import Accelerator, resolve_accelerator
+from deitkit.training.arguments import training_arguments
 from deitkit.training.augment import AugmentConfig, EvalCrop, TrainAugment
 from deitkit.training.checkpoints import (
     CHECKPOINTS_DIR,
@@ -31,9 +32,9 @@ from deitkit.training.checkpoints import (
     check_same_labels,
     last_complete_checkpoint,
 )
-from deitkit.training.config import OPTIMIZERS, SCHEDULERS, FinetuneConfig, resolve
+from deitkit.training.config import FinetuneConfig, resolve
 from deitkit.training.data import BatchCollator, DecodedImages, split_validation
-from deitkit.training.deepspeed import deepspeed_config, skip_cpu_inference_comm_build
+from deitkit.training.deepspeed import skip_cpu_inference_comm_build
 from deitkit.training.loss import TaskLoss, auto_class_weights
 from deitkit.training.precision import resolve_precision
 from deitkit.training.progress import EpochSummary, QuietProgress
@@ -106,70 +107,69 @@ def _metrics_fn(task: Task, labels: tuple[str, ...]):
     return compute
 
 
-def training_arguments(
-    config: FinetuneConfig, *, n_train: int, precision, accelerator
-) -> TrainingArguments:
-    """TrainingArguments from the resolved config; names map one to one (docs/finetune.md)."""
-    cuda = torch.cuda.is_available()
-    save = (
-        {"save_strategy": "steps", "save_steps": config.save_steps}
-        if config.save_steps
-        else {"save_strategy": "epoch"}
-    )
-    evaluation = (
-        {"eval_strategy": "steps", "eval_steps": config.save_steps}
-        if config.save_steps
-        else {"eval_strategy": "epoch"}
-    )
-    steps_per_epoch = max(
-        1, n_train // (config.train_batch_size * config.gradient_accumulation_steps)
-    )
-    return TrainingArguments(
-        output_dir=str(config.output_dir / CHECKPOINTS_DIR),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        per_device_train_batch_size=config.train_batch_size,
-        per_device_eval_batch_size=config.validation_batch_size,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=SCHEDULERS[config.lr_scheduler],
-        warmup_steps=config.warmup_steps,
-        optim=OPTIMIZERS[config.optimizer],
-        weight_decay=config.weight_decay,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        max_grad_norm=config.max_grad_norm,
-        seed=config.seed,
-        bf16=precision.bf16,
-        fp16=precision.fp16,
-        use_cpu=not cuda,
-        torch_compile=accelerator.name == "torch.compile",
-        deepspeed=deepspeed_config(
-            apply_deepspeed=config.apply_deepspeed, user_file=config.deepspeed_config
-        ),
-        metric_for_best_model=config.metric_for_best_model,
-        greater_is_better=config.metric_for_best_model != "loss",
-        load_best_model_at_end=True,
-        save_total_limit=2,
-        logging_strategy="steps",
-        logging_steps=max(1, min(50, steps_per_epoch // 4)),
-        report_to=[],
-        # TaskLoss returns a per-batch mean; the Trainer must not rescale it by the world size.
-        average_tokens_across_devices=False,
-        remove_unused_columns=False,
-        label_names=["labels"],
-        dataloader_num_workers=config.workers,
-        dataloader_persistent_workers=config.workers > 0,
-        disable_tqdm=False,
-        **save,
-        **evaluation,
-    )
-
-
 def finetune(config: FinetuneConfig) -> FinetuneResult:
     """Run (or resume) a fine-tuning job and write OUT as DESIGN.md describes."""
-    config = resolve(config)
-    out = config.output_dir
+    job = build(resolve(config))
+    metrics = train(job)
+    return save(job, metrics)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A fine-tuning run ready to train: its Trainer, its tracker and what the outputs record."""
+
+    config: FinetuneConfig
+    trainer: CheckpointTrainer
+    tracker: MlflowTracker
+    transform: EvalTransform
+    precision: Precision
+    accelerator: Accelerator
+
+
+def build(config: FinetuneConfig) -> Job:
+    """Check the data and OUT, save the config, and set up model, data, arguments and Trainer."""
     train_data, validation_data = load_data(config)
     labels = train_data.labels
+    _prepare_output(config, labels)
+    transform = eval_transform_for(config)
+    model, precision, accelerator = _build_model(config, labels, transform)
+    label2id = {label: i for i, label in enumerate(labels)}
+    train_set = DecodedImages(train_data, label2id=label2id, transform=transform, train=True)
+    eval_set = DecodedImages(validation_data, label2id=label2id, transform=transform, train=False)
+    collator = _collator(config, transform, num_labels=len(labels))
+    weights = auto_class_weights(train_data) if config.class_weights == "auto" else None
+    args = training_arguments(
+        config, n_train=len(train_set), precision=precision, accelerator=accelerator
+    )
+    if args.deepspeed:
+        skip_cpu_inference_comm_build()
+    tracker = MlflowTracker(
+        config.output_dir,
+        {**config.to_dict(), "precision": precision.name, "accelerator": accelerator.name},
+    )
+    trainer = CheckpointTrainer(
+        model=model,
+        args=args,
+        data_collator=collator,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        compute_loss_func=TaskLoss(
+            config.task, label_smoothing=config.label_smoothing, class_weights=weights
+        ),
+        compute_metrics=_metrics_fn(config.task, labels),
+        callbacks=_callbacks(config, tracker),
+    )
+    # TaskLoss is a per-batch mean, so gradient accumulation must divide it (the Trainer assumes a
+    # compute_loss_func normalised by num_items_in_batch otherwise).
+    trainer.loss_is_scaled_for_ga = False
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(QuietProgress())
+    return Job(config, trainer, tracker, transform, precision, accelerator)
+
+
+def _prepare_output(config: FinetuneConfig, labels: tuple[str, ...]) -> None:
+    """Refuse an OUT this run may not use, then save the resolved config into it."""
+    out = config.output_dir
     if not config.resume and out.exists() and any(out.iterdir()):
         raise ConfigError(
             f"--output {out} is not empty and --no-resume was given; use a new folder"
@@ -177,7 +177,11 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     check_same_labels(out, labels, config.task)
     config.save(out / CONFIG_FILE)
 
-    transform = eval_transform_for(config)
+
+def _build_model(
+    config: FinetuneConfig, labels: tuple[str, ...], transform: EvalTransform
+) -> tuple[torch.nn.Module, Precision, Accelerator]:
+    """The model with its head for `labels`, and the precision and accelerator it trains with."""
     model = load_model(
         config.model, labels=labels, task=config.task, image_size=transform.output_size[0]
     )
@@ -193,10 +197,11 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     log.info(
         "precision %s (%s); accelerator %s", precision.name, precision.reason, accelerator.name
     )
+    return model, precision, accelerator
 
-    label2id = {label: i for i, label in enumerate(labels)}
-    train_set = DecodedImages(train_data, label2id=label2id, transform=transform, train=True)
-    eval_set = DecodedImages(validation_data, label2id=label2id, transform=transform, train=False)
+
+def _collator(config: FinetuneConfig, transform: EvalTransform, *, num_labels: int):
+    """Batches training images through the augmentations, validation images through the crop."""
     augment = AugmentConfig(
         enabled=config.augmentations,
         rand_augment=config.rand_augment,
@@ -204,81 +209,65 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         cutmix_alpha=config.cutmix,
         random_erasing=config.random_erasing,
     )
-    collator = BatchCollator(
+    return BatchCollator(
         TrainAugment(
             augment,
             output_size=transform.output_size,
             mean=transform.mean,
             std=transform.std,
-            num_labels=len(labels),
+            num_labels=num_labels,
             multilabel=config.task.is_multilabel,
         ),
         EvalCrop(output_size=transform.output_size, mean=transform.mean, std=transform.std),
     )
-    weights = auto_class_weights(train_data) if config.class_weights == "auto" else None
-    args = training_arguments(
-        config, n_train=len(train_set), precision=precision, accelerator=accelerator
-    )
-    if args.deepspeed:
-        skip_cpu_inference_comm_build()
-    tracker = MlflowTracker(
-        out,
-        {**config.to_dict(), "precision_resolved": precision.name, "accelerator": accelerator.name},
-    )
+
+
+def _callbacks(config: FinetuneConfig, tracker: MlflowTracker) -> list[TrainerCallback]:
+    """Checkpoint marker, epoch summary, MLflow, and early stopping when asked for."""
     callbacks = [MarkCompleteCallback(), EpochSummary(config.metric_for_best_model), tracker]
     if config.early_stopping:
         callbacks.append(
             EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)
         )
-    trainer = CheckpointTrainer(
-        model=model,
-        args=args,
-        data_collator=collator,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        compute_loss_func=TaskLoss(
-            config.task, label_smoothing=config.label_smoothing, class_weights=weights
-        ),
-        compute_metrics=_metrics_fn(config.task, labels),
-        callbacks=callbacks,
-    )
-    # TaskLoss is a per-batch mean, so gradient accumulation must divide it (the Trainer assumes a
-    # compute_loss_func normalised by num_items_in_batch otherwise).
-    trainer.loss_is_scaled_for_ga = False
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(QuietProgress())
-    resume_from = last_complete_checkpoint(out / CHECKPOINTS_DIR) if config.resume else None
+    return callbacks
+
+
+def train(job: Job) -> dict[str, Any]:
+    """Train (from the last complete checkpoint when resuming), evaluate; the run's metrics."""
+    checkpoints = job.config.output_dir / CHECKPOINTS_DIR
+    resume_from = last_complete_checkpoint(checkpoints) if job.config.resume else None
     if resume_from:
         log.info("resuming from %s", resume_from)
     try:
-        train_output = trainer.train(
+        train_output = job.trainer.train(
             resume_from_checkpoint=str(resume_from) if resume_from else None
         )
-        eval_metrics = trainer.evaluate()
+        eval_metrics = job.trainer.evaluate()
     except BaseException:
-        tracker.finish("FAILED")
+        job.tracker.finish("FAILED")
         raise
-    model_dir = out / MODEL_DIR
-    metrics = {
+    return {
         **train_output.metrics,
         **eval_metrics,
-        "accelerator": accelerator.name,
-        "precision": precision.name,
+        "accelerator": job.accelerator.name,
+        "precision": job.precision.name,
         "resumed_from": str(resume_from) if resume_from else None,
-        "n_train": len(train_set),
-        "n_validation": len(eval_set),
+        "n_train": len(job.trainer.train_dataset),
+        "n_validation": len(job.trainer.eval_dataset),
     }
+
+
+def save(job: Job, metrics: dict[str, Any]) -> FinetuneResult:
+    """Write the model, its preprocessing, metrics.json and the packaged model into OUT."""
+    out = job.config.output_dir
+    model_dir = out / MODEL_DIR
     # Every rank calls save_model: under ZeRO-3 it gathers the shards; only rank 0 writes.
-    trainer.save_model(str(model_dir))
-    if trainer.is_world_process_zero():
-        (model_dir / CONFIG_NAME).write_text(json.dumps(transform.to_config(), indent=2) + "\n")
+    job.trainer.save_model(str(model_dir))
+    if job.trainer.is_world_process_zero():
+        config_json = json.dumps(job.transform.to_config(), indent=2) + "\n"
+        (model_dir / CONFIG_NAME).write_text(config_json)
         (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         package_model(model_dir, out / MLFLOW_MODEL_DIR, overwrite=True)
-        tracker.log_artifacts([out / METRICS_FILE, out / CONFIG_FILE])
-    tracker.finish()
+        job.tracker.log_artifacts([out / METRICS_FILE, out / CONFIG_FILE])
+    job.tracker.finish()
     return FinetuneResult(out, model_dir, out / MLFLOW_MODEL_DIR, metrics)
-
-
-def is_distributed() -> bool:
-    """True under torchrun (WORLD_SIZE > 1)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
