@@ -4,8 +4,9 @@ from deitkit.inference.checkpoint import CheckpointInfo, read_checkpoint
 from deitkit.inference.classifier import MAX_BATCH_SIZE, Classifier
 from deitkit.inference.inputs import FetchUrl, decode_input
 from deitkit.inference.packaged import load_classifier, load_packaged, packaged_checkpoint
-from deitkit.inference.prediction import Prediction, check_threshold, check_top_k
+from deitkit.inference.prediction import Prediction
 from deitkit.inference.threads import configure_threads
+from deitkit.tasks import check_threshold, check_top_k
 
 __all__ = [
     "MAX_BATCH_SIZE",
