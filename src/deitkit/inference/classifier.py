@@ -221,14 +221,19 @@ class Classifier:
             for row in probs
         ]
 
-    def decode_input(self, value: object, *, source: str) -> Image.Image:
-        """Decode one base64 string or http(s) URL; errors start with `source`."""
+    def decode_input(
+        self, value: object, *, source: str, fetch_url: FetchUrl | None = None
+    ) -> Image.Image:
+        """Decode one base64 string or http(s) URL; errors start with `source`.
+
+        `fetch_url` downloads this input's URL in place of the classifier's own `fetch_url`.
+        """
         return decode_input(
             value,
             source=source,
             limits=self.limits,
-            min_size=self.transform.decode_hint,
-            fetch_url=self.fetch_url,
+            min_size=self.transform.min_size,
+            fetch_url=fetch_url or self.fetch_url,
         )
 
     def decode_inputs(self, values: Sequence[object]) -> list[Image.Image]:

@@ -20,7 +20,7 @@ from PIL import Image
 from deitkit.errors import ImageError
 from deitkit.images import load_image
 from deitkit.inference.classifier import Classifier
-from deitkit.inference.inputs import FetchUrl, decode_input
+from deitkit.inference.inputs import FetchUrl
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,11 @@ def decode_item(classifier: Classifier, item: Item) -> Image.Image:
     """
     if item.error:
         raise ImageError(item.error, source=item.name)
-    limits, min_size = classifier.limits, classifier.transform.min_size
     if item.path is not None:
-        return load_image(item.path, limits=limits, min_size=min_size)
-    fetch_url = item.fetch_url or classifier.fetch_url
-    return decode_input(
-        item.text, source=item.name, limits=limits, min_size=min_size, fetch_url=fetch_url
-    )
+        return load_image(
+            item.path, limits=classifier.limits, min_size=classifier.transform.min_size
+        )
+    return classifier.decode_input(item.text, source=item.name, fetch_url=item.fetch_url)
 
 
 def score_batches(
