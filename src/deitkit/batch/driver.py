@@ -62,8 +62,8 @@ def run(mini_batch: list[str] | pd.DataFrame) -> list[str]:
     else:
         items = path_items(mini_batch)
     rows = []
-    for scored in score_batches(_classifier, items):
-        rows.extend(to_rows(_classifier, scored))
+    for batch in score_batches(_classifier, items):
+        rows.extend(to_rows(_classifier, batch))
     errors = [row for row in rows if row.error]
     for row in errors:
         log.warning("batch driver: skipped %s: %s", row.file_name, row.error)
