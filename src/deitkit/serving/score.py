@@ -96,7 +96,7 @@ class Scorer:
         return format_response(scoring, self.predict(scoring.images))
 
     def predict(self, values: list[Any]) -> list[Prediction]:
-        """Predict the inputs in order (see `score_batches`); URLs are all downloaded at once first.
+        """Predict the inputs in order (see `score_batches`); URL downloads all start first.
 
         Raises:
             ImageError: `image <index>: why`, for the first input that cannot be used.
