@@ -98,7 +98,7 @@ def main() -> dict:
             return processor(images, return_tensors="pt")["pixel_values"]
 
         def ours() -> torch.Tensor:
-            images = [load_image(path, min_size=transform.decode_hint) for path in paths]
+            images = [load_image(path, min_size=transform.min_size) for path in paths]
             return transform(images)
 
         def hf_only() -> torch.Tensor:
@@ -124,7 +124,7 @@ def main() -> dict:
             "image_size": list(SIZE),
             "repeats": REPEATS,
             "baseline": f"PIL open+convert, {type(processor).__name__}(return_tensors='pt')",
-            "ours": "deitkit.images.load_image(min_size=decode_hint), EvalTransform",
+            "ours": "deitkit.images.load_image(min_size=transform.min_size), EvalTransform",
             "versions": {
                 "python": platform.python_version(),
                 "torch": torch.__version__,

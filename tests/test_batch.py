@@ -1,4 +1,4 @@
-"""Batch scoring: inputs, per-item decoding, the atomic resumable writer and the Azure driver."""
+"""Batch scoring: inputs, output rows, the atomic resumable writer and the Azure driver."""
 
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ from deitkit.batch import (
     driver,
     frame_items,
     read_rows,
-    score_items,
     to_rows,
 )
 from deitkit.batch.output import partial_path
 from deitkit.errors import ConfigError, DataError
 from deitkit.inference import Classifier
+from deitkit.inference.scoring import score_items
 from deitkit.tasks import Task
 
 LABELS = ["blue", "green", "red"]
@@ -70,7 +70,7 @@ def test_folder_input_is_recursive_sorted_and_skips_hidden_files(tmp_path):
 
     items = list(BatchInput(tmp_path))
 
-    assert [item.file_name for item in items] == ["a/00.png", "b/00.png", "b/01.png", "notes.txt"]
+    assert [item.name for item in items] == ["a/00.png", "b/00.png", "b/01.png", "notes.txt"]
     assert len(BatchInput(tmp_path)) == 4
     assert items[0].path == tmp_path / "a" / "00.png"
 
@@ -84,11 +84,11 @@ def test_csv_rows_are_named_by_file_name_column_or_row_number(tmp_path):
 
     plain = list(BatchInput(tmp_path / "plain.csv"))
     named = list(BatchInput(tmp_path / "named.csv"))
-    in_folder = [item.file_name for item in BatchInput(tmp_path)]
+    in_folder = [item.name for item in BatchInput(tmp_path)]
 
-    assert [item.file_name for item in plain] == ["0", "1"]
+    assert [item.name for item in plain] == ["0", "1"]
     assert plain[0].text == good
-    assert [item.file_name for item in named] == ["sky.png", "1"]
+    assert [item.name for item in named] == ["sky.png", "1"]
     assert in_folder == ["sky.png", "named.csv:1", "plain.csv:0", "plain.csv:1"]
 
 
@@ -98,7 +98,7 @@ def test_a_csv_without_an_image_column_is_refused_as_input_but_a_row_inside_a_fo
     with pytest.raises(ConfigError, match="has no 'image' column \\(found: filename, labels\\)"):
         BatchInput(tmp_path / "labels.csv")
     (item,) = BatchInput(tmp_path)
-    assert item.file_name == "labels.csv" and "without an 'image' column" in item.error
+    assert item.name == "labels.csv" and "without an 'image' column" in item.error
 
 
 def test_input_must_be_a_folder_or_csv(tmp_path):
@@ -107,27 +107,6 @@ def test_input_must_be_a_folder_or_csv(tmp_path):
         BatchInput(tmp_path / "one.png")
     with pytest.raises(ConfigError, match="not found"):
         BatchInput(tmp_path / "missing")
-
-
-def test_one_bad_item_does_not_spoil_its_batch(classifier, tmp_path):
-    paths = write_images(tmp_path, 3)
-    (tmp_path / "empty.png").write_bytes(b"")
-    items = [
-        Item("0", path=paths[0]),
-        Item("empty", path=tmp_path / "empty.png"),
-        Item("b64", text=base64.b64encode(png_bytes(COLOURS[1])).decode()),
-        Item("not-base64", text="%%%"),
-        Item("nan", text=float("nan")),
-    ]
-
-    scored = score_items(classifier, items)
-    alone = classifier.predict_images([Image.open(paths[0]).convert("RGB")])[0]
-
-    assert [bool(s.error) for s in scored] == [False, True, False, True, True]
-    assert scored[1].error == "the file is empty (0 bytes)"
-    assert "not valid base64" in scored[3].error
-    assert "expected a string" in scored[4].error
-    np.testing.assert_allclose(scored[0].probs, alone, atol=1e-6)
 
 
 def test_rows_hold_json_lists_and_probs_round_trip_as_float32(classifier, tmp_path):

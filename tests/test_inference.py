@@ -27,7 +27,12 @@ from deitkit.inference import (
     load_classifier,
     read_checkpoint,
 )
-from deitkit.inference.precision import calibration_pixels, choose_precision, same_predictions
+from deitkit.inference.precision import (
+    calibration_pixels,
+    choose_precision,
+    requested_precision,
+    same_predictions,
+)
 from deitkit.inference.threads import _cgroup_quota
 from deitkit.tasks import Task
 
@@ -359,6 +364,36 @@ def test_precision_without_native_bf16_and_explicit_choices(tiny_checkpoint, mon
     assert forced.name == "bf16" and "slower than fp32" in forced.reason
     with pytest.raises(ConfigError, match="dtype 'float16' is not supported"):
         Classifier.from_pretrained(folder, dtype="float16")
+
+
+def test_requested_precision_takes_internal_names_and_torch_aliases(monkeypatch):
+    monkeypatch.delenv("DEITKIT_INFERENCE_DTYPE", raising=False)
+    assert requested_precision() == "auto"
+    assert [requested_precision(v) for v in ("fp32", "float32", "bf16", "bfloat16", "int8")] == [
+        "fp32",
+        "fp32",
+        "bf16",
+        "bf16",
+        "int8",
+    ]
+    monkeypatch.setenv("DEITKIT_INFERENCE_DTYPE", " bfloat16 ")
+    assert requested_precision() == "bf16"
+    assert requested_precision("int8") == "int8"  # the argument wins over the environment
+    monkeypatch.setenv("DEITKIT_INFERENCE_DTYPE", "fp16")
+    with pytest.raises(
+        ConfigError,
+        match=r"^DEITKIT_INFERENCE_DTYPE 'fp16' is not supported; expected one of: auto, fp32, ",
+    ):
+        requested_precision()
+    with pytest.raises(ValueError, match="choose_precision takes one of"):
+        choose_precision(
+            "float32",
+            lambda pixels, precision: pixels,
+            torch.zeros(1),
+            device=torch.device("cpu"),
+            task=Task.MULTICLASS,
+            threshold=0.5,
+        )
 
 
 def test_same_predictions_checks_multilabel_thresholds():

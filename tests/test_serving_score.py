@@ -250,3 +250,23 @@ def test_the_endpoint_script_loads_the_model_once_and_serves(checkpoint, tmp_pat
     status, answer = post(module.run, {"input_data": [RED] * 3})
     assert status == 400 and "more than the limit of 2" in answer["message"]
     assert score_module._scorer is loaded  # no reload per request
+
+
+@pytest.mark.parametrize("script", ["online/score.py", "batch/driver.py"])
+def test_both_endpoint_scripts_find_the_nearest_packaged_deitkit(script, tmp_path, monkeypatch):
+    path = Path(__file__).parents[1] / "endpoints" / script
+    spec = importlib.util.spec_from_file_location("entry_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # deitkit is installed here: nothing is searched
+    root = tmp_path / "azureml-models"
+    # v1's <name>/<version>/<folder> layout, through a symlinked mount, beside a deeper copy.
+    model = _mark(tmp_path / "store" / "mlflow_model" / "code" / "deitkit", "__init__.py")
+    (root / "deit" / "1").mkdir(parents=True)
+    (root / "deit" / "1" / "mlflow_model").symlink_to(model.parents[1], target_is_directory=True)
+    _mark(root / "deit" / "1" / "mlflow_model" / "old" / "x" / "code" / "deitkit", "__init__.py")
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(root))
+
+    assert module._packaged_code() == str(root / "deit" / "1" / "mlflow_model" / "code")
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(tmp_path / "missing"))
+    with pytest.raises(ModuleNotFoundError, match="neither installed nor packaged"):
+        module._packaged_code()

@@ -183,23 +183,23 @@ def test_for_image_size_uses_deits_crop_ratio():
 
     assert transform.resize == Resize(height=34, width=34)
     assert transform.output_size == (30, 30)
-    assert transform.decode_hint == (68, 68)
+    assert transform.min_size == (68, 68)
 
 
-def test_decode_hint_keeps_results_when_a_decoder_drafts(images):
+def test_min_size_keeps_results_when_a_decoder_drafts(images):
     jpeg = _encode(images[3], "JPEG", quality=90)
     transform = EvalTransform.from_config(DEIT_CONFIG)
     full = decode_image(jpeg)
-    drafted = decode_image(jpeg, min_size=transform.decode_hint)
+    drafted = decode_image(jpeg, min_size=transform.min_size)
 
     assert drafted.width < full.width  # the hint lets the decoder skip work
     assert min(drafted.size) >= 512
     assert (transform([full]) - transform([drafted])).abs().mean().item() < 0.01
 
 
-def test_decode_hint_for_shortest_edge_and_no_resize():
-    assert EvalTransform.from_config(SHORTEST_EDGE_CONFIG).decode_hint == (512, 512)
-    assert EvalTransform.from_config(CONFIGS["crop_only"]).decode_hint is None
+def test_min_size_for_shortest_edge_and_no_resize():
+    assert EvalTransform.from_config(SHORTEST_EDGE_CONFIG).min_size == (512, 512)
+    assert EvalTransform.from_config(CONFIGS["crop_only"]).min_size is None
 
 
 @pytest.mark.parametrize("name", ["deit", "vit", "shortest_edge", "odd_rect_nearest", "crop_only"])

@@ -2,26 +2,44 @@
 
 The deployment's environment installs deitkit. Where it does not, the copy of deitkit that
 `deitkit package` puts in the model (`<model>/code/deitkit`) is used instead, so the script
-works with any environment that has the model's pinned requirements.
+works with any environment that has the model's pinned requirements. The online deployment's
+`score.py` does the same; each endpoint folder is uploaded on its own (`code: .`), so the few
+lines that find the copy are in both scripts.
 """
 
-from __future__ import annotations
-
+import glob
 import os
 import sys
-from pathlib import Path
+
+
+def _packaged_code() -> str:
+    """The folder holding the nearest copy of deitkit under $AZUREML_MODEL_DIR (`<model>/code`).
+
+    Any copy can import deitkit; `init()` then picks the model with deitkit's own search
+    (`deitkit.inference.packaged.find_model_dir`), exactly as where deitkit is installed.
+    """
+    root = os.environ.get("AZUREML_MODEL_DIR", ".")
+    # glob's `**` follows symlinked folders, as Azure's model mounts may be.
+    pattern = os.path.join(glob.escape(root), "**", "code", "deitkit", "__init__.py")
+    copies = glob.glob(pattern, recursive=True)
+    if not copies:
+        raise ModuleNotFoundError(
+            f"deitkit is neither installed nor packaged with the model under {root}",
+            name="deitkit",
+        )
+    nearest = min(copies, key=lambda path: (path.count(os.sep), path))
+    return os.path.dirname(os.path.dirname(nearest))
+
 
 try:
-    import deitkit  # noqa: F401
-except ImportError:
-    root = Path(os.environ.get("AZUREML_MODEL_DIR", "."))
-    # The registered folder sits one to three levels down (<model>/<version>/mlflow_model/).
-    for pattern in ("code", "*/code", "*/*/code", "*/*/*/code"):
-        found = sorted(p for p in root.glob(pattern) if (p / "deitkit" / "__init__.py").is_file())
-        if found:
-            sys.path.insert(0, str(found[0]))
-            break
+    from deitkit.batch import driver
+except ModuleNotFoundError as err:
+    if err.name != "deitkit":
+        raise
+    sys.path.insert(0, _packaged_code())
+    from deitkit.batch import driver
 
-from deitkit.batch.driver import init, run
+init = driver.init
+run = driver.run
 
 __all__ = ["init", "run"]

@@ -21,14 +21,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from deitkit import plots
-from deitkit.batch.items import Item
-from deitkit.batch.scorer import score_items
 from deitkit.data.dataset import Example, ImageDataset
 from deitkit.data.formats import read_dataset
 from deitkit.errors import DataError
-from deitkit.inference import Classifier, check_threshold
+from deitkit.inference import Classifier
+from deitkit.inference.scoring import Item, score_batches
 from deitkit.metrics import compute_metrics, confusion, per_class_table
-from deitkit.tasks import Task
+from deitkit.tasks import Task, check_threshold
 
 log = logging.getLogger(__name__)
 
@@ -190,12 +189,12 @@ def _predict(
 ) -> tuple[list[Example], np.ndarray, tuple[tuple[str, str], ...]]:
     """Probabilities of the readable examples; unreadable ones are logged and left out."""
     examples, chunks, unreadable = [], [], []
-    step = classifier.max_batch_size
+    pending = iter(dataset.examples)
+    items = (Item(str(e.path), path=e.path) for e in dataset.examples)
     with tqdm(total=len(dataset), unit="img", desc="evaluating", disable=not progress) as bar:
-        for start in range(0, len(dataset), step):
-            batch = dataset.examples[start : start + step]
-            scored = score_items(classifier, [Item(str(e.path), path=e.path) for e in batch])
-            for example, result in zip(batch, scored, strict=True):
+        for batch in score_batches(classifier, items):
+            for result in batch:
+                example = next(pending)  # items are made from the examples, in order
                 if result.probs is None:
                     log.warning("%s: unreadable image left out: %s", example.path, result.error)
                     unreadable.append((str(example.path), result.error))
@@ -216,24 +215,29 @@ def _write_artifacts(
     probs: np.ndarray,
     y_true: np.ndarray,
 ) -> list[str]:
-    """Write every artifact; return their file names."""
-    task, labels, threshold = evaluation.task, list(evaluation.labels), evaluation.threshold
+    """Write every artifact into `output/artifacts/`; return their file names."""
     folder = evaluation.output / ARTIFACTS_DIR
-    names = [
-        "confusion_matrix.png",
-        "confusion_matrix.json",
-        "accuracy_table.json",
-        "per_class.csv",
-        "per_class.json",
-        "per_class.png",
-        "predictions.csv",
-        "evaluation_summary.json",
+    return [
+        *_write_confusion(folder, evaluation, probs, y_true),
+        *_write_accuracy_table(folder, evaluation, probs, y_true),
+        *_write_per_class(folder, evaluation, probs, y_true),
+        *_write_predictions(folder, evaluation, classifier, dataset.root, examples, probs),
+        *_write_summary(folder, evaluation, classifier, dataset),
     ]
-    at = f" at threshold {threshold:g}" if task.is_multilabel else ""
+
+
+def _write_confusion(
+    folder: Path, evaluation: Evaluation, probs: np.ndarray, y_true: np.ndarray
+) -> list[str]:
+    """confusion_matrix.png and Azure's confusion_matrix.json (per label for multilabel)."""
+    task, labels, threshold = evaluation.task, list(evaluation.labels), evaluation.threshold
     matrix = confusion(task, probs, y_true, labels=labels, threshold=threshold)
     if task.is_multilabel:
         plots.plot_multilabel_confusion(
-            matrix, labels, folder / "confusion_matrix.png", title=f"Confusion per label{at}"
+            matrix,
+            labels,
+            folder / "confusion_matrix.png",
+            title=f"Confusion per label{_at_threshold(evaluation)}",
         )
     else:
         plots.plot_confusion_matrix(
@@ -245,10 +249,25 @@ def _write_artifacts(
         "data": {"class_labels": labels, "matrix": matrix.tolist()},
     }
     _write_json(folder / "confusion_matrix.json", confusion_json)
+    return ["confusion_matrix.png", "confusion_matrix.json"]
+
+
+def _write_accuracy_table(
+    folder: Path, evaluation: Evaluation, probs: np.ndarray, y_true: np.ndarray
+) -> list[str]:
+    """Azure's accuracy_table.json (see `accuracy_table`)."""
+    labels = list(evaluation.labels)
     true_bin = np.eye(len(labels), dtype=np.int8)[y_true] if y_true.ndim == 1 else y_true
     _write_json(folder / "accuracy_table.json", accuracy_table(probs, true_bin, labels))
+    return ["accuracy_table.json"]
 
-    rows = per_class_table(task, probs, y_true, labels=labels, threshold=threshold)
+
+def _write_per_class(
+    folder: Path, evaluation: Evaluation, probs: np.ndarray, y_true: np.ndarray
+) -> list[str]:
+    """The per-label scores as per_class.csv, per_class.json and the per_class.png chart."""
+    task, threshold = evaluation.task, evaluation.threshold
+    rows = per_class_table(task, probs, y_true, labels=list(evaluation.labels), threshold=threshold)
     pd.DataFrame(rows).to_csv(folder / "per_class.csv", index=False)
     per_class = {
         "task": task.value,
@@ -256,10 +275,23 @@ def _write_artifacts(
         "classes": rows,
     }
     _write_json(folder / "per_class.json", per_class)
-    plots.plot_per_class(rows, folder / "per_class.png", title=f"Scores per label{at}")
+    title = f"Scores per label{_at_threshold(evaluation)}"
+    plots.plot_per_class(rows, folder / "per_class.png", title=title)
+    return ["per_class.csv", "per_class.json", "per_class.png"]
 
+
+def _write_predictions(
+    folder: Path,
+    evaluation: Evaluation,
+    classifier: Classifier,
+    root: Path,
+    examples: list[Example],
+    probs: np.ndarray,
+) -> list[str]:
+    """predictions.csv: per scored image its file (relative to the data), true and predicted
+    labels, and probabilities."""
+    threshold = evaluation.threshold
     predictions = classifier.predictions(probs)
-    root = dataset.root
     table = pd.DataFrame(
         {
             "file_name": [_relative(e.path, root) for e in examples],
@@ -269,21 +301,34 @@ def _write_artifacts(
         }
     )
     table.to_csv(folder / "predictions.csv", index=False)
+    return ["predictions.csv"]
+
+
+def _write_summary(
+    folder: Path, evaluation: Evaluation, classifier: Classifier, dataset: ImageDataset
+) -> list[str]:
+    """evaluation_summary.json: what was evaluated, in what precision, and what was left out."""
+    task = evaluation.task
     summary = {
         "task": task.value,
-        "labels": labels,
-        "threshold": threshold if task.is_multilabel else None,
+        "labels": list(evaluation.labels),
+        "threshold": evaluation.threshold if task.is_multilabel else None,
         "primary_metric": task.primary_metric,
         # The precision the model ran in: the one serving and batch scoring use as well.
         "precision": {"name": classifier.precision.name, "reason": classifier.precision.reason},
         "n_images": len(dataset),
-        "n_scored": len(examples),
+        "n_scored": evaluation.n_scored,
         "unreadable": [{"path": p, "reason": r} for p, r in evaluation.unreadable],
         "data": str(dataset.root),
         "layout": dataset.layout,
     }
     _write_json(folder / "evaluation_summary.json", summary)
-    return names
+    return ["evaluation_summary.json"]
+
+
+def _at_threshold(evaluation: Evaluation) -> str:
+    """A chart title's suffix naming the multilabel threshold; empty for multiclass."""
+    return f" at threshold {evaluation.threshold:g}" if evaluation.task.is_multilabel else ""
 
 
 def _relative(path: Path, root: Path) -> str:

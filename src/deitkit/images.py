@@ -128,9 +128,10 @@ def decode_image(
         data: The encoded image (a whole file).
         source: Names the image in error messages (a path, "image 3", ...).
         limits: Checked from the header before any pixel is decoded.
-        min_size: Optional (width, height) the caller needs no more than, as displayed. JPEGs are
-            then decoded at a reduced scale (libjpeg's DCT scaling) that is still at least this
-            large, which is several times faster for big photos; other formats ignore it.
+        min_size: Optional (width, height) the caller needs no more than, as displayed (the
+            preprocessing's `EvalTransform.min_size`). JPEGs are then decoded at a reduced
+            scale (libjpeg's DCT scaling) that is still at least this large, which is several
+            times faster for big photos; other formats ignore it.
 
     Raises:
         ImageError: the data is empty, not an allowed format, over or under a limit, truncated

@@ -28,7 +28,7 @@ from deitkit.inference.checkpoint import (
     read_checkpoint,
 )
 from deitkit.inference.packaged import CHECKPOINT_ARTIFACT, INPUT_COLUMN, OUTPUT_COLUMNS
-from deitkit.inference.prediction import check_threshold
+from deitkit.tasks import check_threshold
 from deitkit.transforms import CONFIG_NAME as PREPROCESSOR_FILE
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def stage_checkpoint(checkpoint: Path, folder: Path, *, threshold: float) -> Che
     }
     (folder / DEITKIT_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
     # Loading the staged copy proves it complete: weights, preprocessing and labels agree.
-    Classifier.from_pretrained(folder, dtype="float32")
+    Classifier.from_pretrained(folder, dtype="fp32")
     return read_checkpoint(folder)
 
 

@@ -53,7 +53,9 @@ def parse_precision(value: str, *, allowed: Iterable[str], where: str) -> str:
     name = ALIASES.get(text, text)
     if name not in allowed:
         spellings = [*allowed, *(a for a, n in ALIASES.items() if n in allowed)]
-        raise ConfigError(f"{where} {value!r}: expected one of {', '.join(spellings)}")
+        raise ConfigError(
+            f"{where} {value!r} is not supported; expected one of: {', '.join(spellings)}"
+        )
     return name
 
 

@@ -221,14 +221,22 @@ class EvalTransform:
         return self.resize.height, self.resize.width
 
     @property
-    def decode_hint(self) -> tuple[int, int] | None:
-        """Smallest (width, height) a decoder may draft to; None: decode at full size."""
+    def min_size(self) -> tuple[int, int] | None:
+        """Smallest (width, height) a decoder may draft to; None: decode at full size.
+
+        Pass it as `min_size` to `deitkit.images.decode_image` and `load_image`.
+        """
         if self.resize is None:
             return None
         if self.resize.shortest_edge is not None:
             edge = _REDUCING_GAP * self.resize.shortest_edge
             return edge, edge
         return _REDUCING_GAP * self.resize.width, _REDUCING_GAP * self.resize.height
+
+    @property
+    def decode_hint(self) -> tuple[int, int] | None:
+        """The old name of `min_size`, until training/data.py reads `min_size`."""
+        return self.min_size
 
     def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Preprocess RGB images into a (N, 3, H, W) float32 tensor."""

@@ -3,7 +3,6 @@
 from deitkit.batch.items import IMAGE_COLUMN, NAME_COLUMN, BatchInput, Item, frame_items, path_items
 from deitkit.batch.job import BatchSummary, batch_score
 from deitkit.batch.output import HEADER, PredictionsWriter, Row, format_line, read_rows, to_rows
-from deitkit.batch.scorer import Scored, decode_item, score_items
 
 __all__ = [
     "HEADER",
@@ -14,13 +13,10 @@ __all__ = [
     "Item",
     "PredictionsWriter",
     "Row",
-    "Scored",
     "batch_score",
-    "decode_item",
     "format_line",
     "frame_items",
     "path_items",
     "read_rows",
-    "score_items",
     "to_rows",
 ]

@@ -26,16 +26,14 @@ import pandas as pd
 
 from deitkit.batch.items import frame_items, path_items
 from deitkit.batch.output import HEADER, format_line, to_rows
-from deitkit.batch.scorer import score_items
 from deitkit.errors import ConfigError
 from deitkit.inference import Classifier, load_classifier
-from deitkit.inference.packaged import find_model_dir
+from deitkit.inference.packaged import MODEL_DIR_ENV, find_model_dir
+from deitkit.inference.scoring import score_batches
 
 __all__ = ["HEADER", "find_model_dir", "init", "run"]
 
 log = logging.getLogger(__name__)
-
-MODEL_DIR_ENV = "AZUREML_MODEL_DIR"
 
 _classifier: Classifier | None = None
 
@@ -60,13 +58,12 @@ def run(mini_batch: list[str] | pd.DataFrame) -> list[str]:
     if _classifier is None:
         raise RuntimeError("run() called before init()")
     if isinstance(mini_batch, pd.DataFrame):
-        items = list(frame_items(mini_batch))
+        items = frame_items(mini_batch)
     else:
-        items = list(path_items(mini_batch))
+        items = path_items(mini_batch)
     rows = []
-    for start in range(0, len(items), _classifier.max_batch_size):
-        batch = items[start : start + _classifier.max_batch_size]
-        rows.extend(to_rows(_classifier, score_items(_classifier, batch)))
+    for batch in score_batches(_classifier, items):
+        rows.extend(to_rows(_classifier, batch))
     errors = [row for row in rows if row.error]
     for row in errors:
         log.warning("batch driver: skipped %s: %s", row.file_name, row.error)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from deitkit.data.references import is_ignored
 from deitkit.errors import ConfigError, DataError
+from deitkit.inference.scoring import Item
 
 IMAGE_COLUMN = "image"  # base64 image data, as the packaged model and online endpoint take it
 NAME_COLUMN = "file_name"  # optional: names the row in the output; else the row's index
@@ -18,29 +18,15 @@ TABLE_SUFFIX = ".csv"
 _CHUNK_ROWS = 256  # CSV rows parsed at a time: a few MB of base64 held in memory, never the file
 
 
-@dataclass(frozen=True)
-class Item:
-    """One thing to score: an image file (`path`), or base64 text (`text`) from a table row.
-
-    `file_name` is the output row's key; `error` is set when the item is known to be unusable
-    before decoding (a CSV among image files that has no `image` column).
-    """
-
-    file_name: str
-    path: Path | None = None
-    text: object = None
-    error: str = ""
-
-
 class BatchInput:
     """A folder (searched recursively) or one CSV file, read lazily as Items in a stable order.
 
-    Folder: every file except hidden ones and OS litter (`.DS_Store`, `__MACOSX`), sorted by
-    path relative to the folder; the path (with `/`) is the row's `file_name`. Files that are
-    not images are kept, so that they get a row saying why they were skipped. A `.csv` file
-    inside the folder is read as a table, its rows named `<csv path>:<row>` unless it has a
-    `file_name` column. A CSV given directly must have an `image` column; its rows are named by
-    `file_name` or their 0-based row number.
+    An Item's `name` becomes its output row's `file_name`. Folder: every file except hidden
+    ones and OS litter (`.DS_Store`, `__MACOSX`), sorted by path relative to the folder; the
+    path (with `/`) is the row's `file_name`. Files that are not images are kept, so that they
+    get a row saying why they were skipped. A `.csv` file inside the folder is read as a table,
+    its rows named `<csv path>:<row>` unless it has a `file_name` column. A CSV given directly
+    must have an `image` column; its rows are named by `file_name` or their 0-based row number.
 
     Raises:
         ConfigError: `path` does not exist, is neither a folder nor a .csv file, or is a CSV

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,8 +11,8 @@ from tqdm.auto import tqdm
 
 from deitkit.batch.items import BatchInput, Item
 from deitkit.batch.output import PredictionsWriter, to_rows
-from deitkit.batch.scorer import score_items
 from deitkit.inference import Classifier
+from deitkit.inference.scoring import score_batches
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +39,9 @@ def batch_score(
 ) -> BatchSummary:
     """Score every image of `source` into the predictions CSV `output`.
 
-    Items are decoded one by one and predicted `classifier.max_batch_size` at a time; an item
-    that cannot be decoded gets a row with the reason in `error`, and the run goes on. The output
+    Items go through the scoring pipeline (`deitkit.inference.scoring`): decoded one by one and
+    predicted `classifier.max_batch_size` at a time; an item that cannot be decoded gets a row
+    with the reason in `error`, and the run goes on. The output
     appears only when the run completes (see `PredictionsWriter`).
 
     Args:
@@ -62,8 +62,8 @@ def batch_score(
         kept = writer.kept.total()
         total = len(items) if progress else None
         with tqdm(total=total, unit="img", desc="scoring", disable=not progress) as bar:
-            for batch in _batches(_pending(items, writer.kept.copy(), bar), classifier):
-                rows = to_rows(classifier, score_items(classifier, batch), threshold=threshold)
+            for batch in score_batches(classifier, _pending(items, writer.kept.copy(), bar)):
+                rows = to_rows(classifier, batch, threshold=threshold)
                 writer.write(rows)
                 errors += sum(1 for row in rows if row.error)
                 bar.update(len(batch))
@@ -76,14 +76,8 @@ def batch_score(
 def _pending(items: BatchInput, kept: dict[str, int], bar: tqdm) -> Iterator[Item]:
     """The items not yet in the output; kept file names are matched once each."""
     for item in items:
-        if kept.get(item.file_name, 0) > 0:
-            kept[item.file_name] -= 1
+        if kept.get(item.name, 0) > 0:
+            kept[item.name] -= 1
             bar.update(1)
             continue
         yield item
-
-
-def _batches(items: Iterator[Item], classifier: Classifier) -> Iterator[list[Item]]:
-    # One forward pass per batch: at most max_batch_size decoded images are held at once.
-    while batch := list(itertools.islice(items, classifier.max_batch_size)):
-        yield batch

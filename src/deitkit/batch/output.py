@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from deitkit.batch.scorer import Scored
 from deitkit.errors import ConfigError, DataError
 from deitkit.inference import Classifier
+from deitkit.inference.scoring import Scored
 
 HEADER = ("file_name", "predicted", "probs", "labels", "error")
 
@@ -49,12 +49,12 @@ def to_rows(
     rows = []
     for s in scored:
         if s.probs is None:
-            rows.append(Row(s.item.file_name, error=s.error))
+            rows.append(Row(s.item.name, error=s.error))
             continue
         prediction = next(predictions)
         rows.append(
             Row(
-                s.item.file_name,
+                s.item.name,
                 predicted=prediction.predicted(threshold=threshold, top_k=top_k),
                 # str() of a float32 is its shortest round-trip form: 0.25, not 0.25000000372529.
                 probs=[float(str(p)) for p in s.probs],

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from deitkit.cli.options import model_option
+
+if TYPE_CHECKING:
+    from deitkit.inference import Classifier
+    from deitkit.inference.scoring import Scored
 
 
 @click.command("predict")
@@ -28,11 +33,8 @@ def predict(
 
     For multilabel models, `*` marks the labels at or over the threshold (the predicted ones).
     """
-    from PIL import Image
-
-    from deitkit.errors import ImageError
-    from deitkit.images import load_image
     from deitkit.inference import load_classifier
+    from deitkit.inference.scoring import Item, score_batches
 
     classifier = load_classifier(model_path, threshold=threshold)
     multilabel = classifier.task.is_multilabel
@@ -40,28 +42,23 @@ def predict(
     marker = f" (* = at or over {classifier.threshold:g})" if multilabel else ""
     click.echo(f"{'image':<{width}}  top {top_k}{marker}")
     failed = 0
-    # One batch at a time: memory stays bounded and rows appear as they are scored.
-    for start in range(0, len(images), classifier.max_batch_size):
-        rows: dict[int, str] = {}
-        decoded: dict[int, Image.Image] = {}
-        batch = images[start : start + classifier.max_batch_size]
-        for index, path in enumerate(batch):
-            try:
-                decoded[index] = load_image(
-                    path, limits=classifier.limits, min_size=classifier.transform.decode_hint
-                )
-            except ImageError as err:
-                rows[index] = f"error: {err.reason}"
-        predictions = classifier.predict(list(decoded.values()))
-        for index, prediction in zip(decoded, predictions, strict=True):
-            chosen = set(prediction.predicted()) if multilabel else set()
-            rows[index] = "  ".join(
-                f"{label}{'*' if label in chosen else ''} {score:.3f}"
-                for label, score in prediction.top_k(top_k)
-            )
-        for index, path in enumerate(batch):
-            click.echo(f"{path!s:<{width}}  {rows[index]}")
-        failed += len(rows) - len(decoded)
+    # Rows appear a batch at a time, as they are scored.
+    for batch in score_batches(classifier, (Item(str(path), path=path) for path in images)):
+        for scored in batch:
+            click.echo(f"{scored.item.path!s:<{width}}  {_row(classifier, scored, top_k)}")
+        failed += sum(1 for scored in batch if scored.probs is None)
     if failed:
         click.echo(f"{failed} of {len(images)} images could not be read", err=True)
         raise SystemExit(1)
+
+
+def _row(classifier: Classifier, scored: Scored, top_k: int) -> str:
+    """`error: why`, or the top labels with their probabilities (`*` marks predicted ones)."""
+    if scored.probs is None:
+        return f"error: {scored.error}"
+    (prediction,) = classifier.predictions([scored.probs])
+    chosen = set(prediction.predicted()) if classifier.task.is_multilabel else set()
+    return "  ".join(
+        f"{label}{'*' if label in chosen else ''} {score:.3f}"
+        for label, score in prediction.top_k(top_k)
+    )

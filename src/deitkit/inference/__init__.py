@@ -4,15 +4,19 @@ from deitkit.inference.checkpoint import CheckpointInfo, read_checkpoint
 from deitkit.inference.classifier import MAX_BATCH_SIZE, Classifier
 from deitkit.inference.inputs import FetchUrl, decode_input
 from deitkit.inference.packaged import load_classifier, load_packaged, packaged_checkpoint
-from deitkit.inference.prediction import Prediction, check_threshold, check_top_k
+from deitkit.inference.prediction import Prediction
+from deitkit.inference.scoring import Item, Scored, score_batches, score_items
 from deitkit.inference.threads import configure_threads
+from deitkit.tasks import check_threshold, check_top_k
 
 __all__ = [
     "MAX_BATCH_SIZE",
     "CheckpointInfo",
     "Classifier",
     "FetchUrl",
+    "Item",
     "Prediction",
+    "Scored",
     "check_threshold",
     "check_top_k",
     "configure_threads",
@@ -21,4 +25,6 @@ __all__ = [
     "load_packaged",
     "packaged_checkpoint",
     "read_checkpoint",
+    "score_batches",
+    "score_items",
 ]

@@ -9,8 +9,7 @@ from pathlib import Path
 from transformers import AutoConfig, PretrainedConfig
 
 from deitkit.errors import ConfigError
-from deitkit.inference.prediction import check_threshold
-from deitkit.tasks import Task, parse_task
+from deitkit.tasks import Task, check_threshold, parse_task
 
 CONFIG_FILE = "config.json"
 DEITKIT_FILE = "deitkit.json"  # labels, task and threshold, written beside a packaged checkpoint

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,12 +15,16 @@ from deitkit.errors import ConfigError, ImageError
 from deitkit.images import ImageLimits, limits_from_env
 from deitkit.inference.checkpoint import has_safetensors, read_checkpoint
 from deitkit.inference.inputs import FetchUrl, decode_input
-from deitkit.inference.precision import calibration_pixels, choose_precision
-from deitkit.inference.prediction import Prediction, check_threshold
+from deitkit.inference.precision import (
+    calibration_pixels,
+    choose_precision,
+    requested_precision,
+)
+from deitkit.inference.prediction import Prediction
 from deitkit.inference.quantize import quantize_int8
 from deitkit.inference.threads import configure_threads
-from deitkit.tasks import Task
-from deitkit.precision import Precision
+from deitkit.precision import BF16, FP32, INT8, Precision
+from deitkit.tasks import Task, check_threshold
 from deitkit.transforms import EvalTransform
 
 log = logging.getLogger(__name__)
@@ -29,8 +32,6 @@ log = logging.getLogger(__name__)
 # Images per forward pass: bounds activation memory (DeiT-base at 224 px needs about 40 MB of
 # activations per image in fp32) while keeping matrix multiplies large enough to be efficient.
 MAX_BATCH_SIZE = 32
-# Overrides `auto` for every loader (server, batch, evaluate): auto, float32, bfloat16, int8.
-DTYPE_ENV = "DEITKIT_INFERENCE_DTYPE"
 
 
 class Classifier:
@@ -98,15 +99,16 @@ class Classifier:
             path: Folder with config.json, the weights and preprocessor_config.json.
             device: Where to run; None: the GPU when there is one, else the CPU.
             dtype: `auto` (int8 on CPUs, else bf16 where native, when it keeps the fp32
-                predictions; else fp32), `float32`, `bfloat16` or `int8`; None:
-                `$DEITKIT_INFERENCE_DTYPE`, else `auto`.
+                predictions; else fp32), `fp32`, `bf16` or `int8` (`float32` and `bfloat16`
+                are accepted too); None: `$DEITKIT_INFERENCE_DTYPE`, else `auto`.
             threshold: Default multilabel threshold; None: deitkit.json's, else 0.5.
             max_batch_size: Most images per forward pass.
             limits: Image limits; None: `deitkit.images.limits_from_env()`.
             fetch_url: Downloads URL inputs; None refuses them.
 
         Raises:
-            ConfigError: the folder is not a usable image-classification checkpoint.
+            ConfigError: the folder is not a usable image-classification checkpoint, or `dtype`
+                (or the environment variable) is not a precision inference runs in.
         """
         path = Path(path)
         info = read_checkpoint(path)
@@ -130,21 +132,21 @@ class Classifier:
             labels=info.labels,
             task=info.task,
             threshold=info.threshold if threshold is None else threshold,
-            precision=Precision("fp32", "deciding"),
+            precision=Precision(FP32, "deciding"),
             max_batch_size=max_batch_size,
             limits=limits,
             fetch_url=fetch_url,
         )
         pixels = transform.normalize(calibration_pixels(*transform.output_size))
         classifier.precision = choose_precision(
-            dtype or os.environ.get(DTYPE_ENV, "").strip() or "auto",
+            requested_precision(dtype),
             classifier.forward,
             pixels,
             device=device,
             task=info.task,
             threshold=classifier.threshold,
         )
-        if classifier.precision.name != "int8":
+        if classifier.precision.name != INT8:
             classifier._int8_model = None  # a quantized copy the check refused is not kept
         log.info(
             "loaded %s on %s in %s (%s)",
@@ -166,21 +168,20 @@ class Classifier:
         """
         precision = precision or self.precision.name
         device = self.device
-        model = self._int8() if precision == "int8" else self.model
+        model = self._int8() if precision == INT8 else self.model
         with (
             torch.inference_mode(),
-            torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"),
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == BF16),
         ):
             pixels = pixels.to(device)
-            if precision == "int8":
+            if precision == INT8:
                 # Dynamic quantization scales activations over the whole input tensor, so a
                 # batch would make each image's answer depend on its neighbours; one image
                 # per call keeps every answer the same however requests are batched.
                 logits = torch.cat([model(pixel_values=p[None]).logits for p in pixels]).float()
             else:
                 logits = model(pixel_values=pixels).logits.float()
-            # The task picks the activation: independent sigmoids or one softmax over labels.
-            probs = logits.sigmoid() if self.task.is_multilabel else logits.softmax(dim=-1)
+            probs = self.task.activate(logits)
         return probs.cpu()
 
     def _int8(self) -> torch.nn.Module:
@@ -220,14 +221,19 @@ class Classifier:
             for row in probs
         ]
 
-    def decode_input(self, value: object, *, source: str) -> Image.Image:
-        """Decode one base64 string or http(s) URL; errors start with `source`."""
+    def decode_input(
+        self, value: object, *, source: str, fetch_url: FetchUrl | None = None
+    ) -> Image.Image:
+        """Decode one base64 string or http(s) URL; errors start with `source`.
+
+        `fetch_url` downloads this input's URL in place of the classifier's own `fetch_url`.
+        """
         return decode_input(
             value,
             source=source,
             limits=self.limits,
-            min_size=self.transform.decode_hint,
-            fetch_url=self.fetch_url,
+            min_size=self.transform.min_size,
+            fetch_url=fetch_url or self.fetch_url,
         )
 
     def decode_inputs(self, values: Sequence[object]) -> list[Image.Image]:

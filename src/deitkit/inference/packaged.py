@@ -71,6 +71,9 @@ def load_classifier(path: str | Path, **options: Any) -> Classifier:
     )
 
 
+# Where Azure ML mounts the deployment's model, for the online and batch scoring scripts.
+MODEL_DIR_ENV = "AZUREML_MODEL_DIR"
+# How far under it `find_model_dir` looks, the one depth every endpoint uses:
 # AZUREML_MODEL_DIR/<model folder>/ is usual; v1 registrations add <name>/<version>/.
 MODEL_SEARCH_DEPTH = 3
 

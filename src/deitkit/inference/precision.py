@@ -2,24 +2,48 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import torch
 
 from deitkit.errors import ConfigError
 from deitkit.inference.quantize import int8_engine
+from deitkit.precision import AUTO, BF16, FP32, INT8, Precision, cpu_supports_bf16, parse_precision
 from deitkit.tasks import Task
-from deitkit.precision import Precision, cpu_supports_bf16
 
-DTYPES = ("auto", "float32", "bfloat16", "int8")
+# What inference runs in (`deitkit.precision` names); `float32`/`bfloat16` are accepted as input.
+INFERENCE_PRECISIONS = (AUTO, FP32, BF16, INT8)
+# Overrides `auto` for every loader (server, batch, evaluate) when no dtype is passed.
+DTYPE_ENV = "DEITKIT_INFERENCE_DTYPE"
 # What `auto` tries, fastest first, before settling for fp32.
-AUTO_ORDER = ("int8", "bf16")
+AUTO_ORDER = (INT8, BF16)
 CALIBRATION_IMAGES = 8
 # int8 must also stay this close to fp32's probabilities (bf16 stays within ~2e-3 on DeiT-base).
 MAX_INT8_DRIFT = 0.05
 
 # probs = forward(normalised pixels, precision name: fp32, bf16 or int8) for a batch.
 Forward = Callable[[torch.Tensor, str], torch.Tensor]
+
+
+def requested_precision(dtype: str | None = None) -> str:
+    """The precision asked for: `dtype`, else `$DEITKIT_INFERENCE_DTYPE`, else `auto`.
+
+    The one place where a requested inference precision is checked; aliases (`float32`,
+    `bfloat16`) become internal names (`fp32`, `bf16`).
+
+    Raises:
+        ConfigError: the value is not one of INFERENCE_PRECISIONS under any spelling, naming
+            where it came from.
+    """
+    if dtype:
+        return _parse(dtype, where="dtype")
+    from_env = os.environ.get(DTYPE_ENV, "").strip()
+    return _parse(from_env, where=DTYPE_ENV) if from_env else AUTO
+
+
+def _parse(value: str, *, where: str) -> str:
+    return parse_precision(value, allowed=INFERENCE_PRECISIONS, where=where)
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -72,28 +96,35 @@ def choose_precision(
     task: Task,
     threshold: float,
 ) -> Precision:
-    """Resolve `requested` (auto, float32, bfloat16, int8) to what the model runs in, and why.
+    """Resolve `requested` (auto, fp32, bf16, int8) to what the model runs in, and why.
 
     `auto` tries int8 (CPUs with a quantized engine), then bf16 (where native), and keeps the
     first whose probabilities on `pixels` (the calibration batch, normalised) pick every label
     fp32 picks (int8 must also stay within MAX_INT8_DRIFT); otherwise fp32.
+
+    Args:
+        requested: An internal name, as `requested_precision` returns it.
+
+    Raises:
+        ConfigError: int8 was requested on a device without a quantized engine.
+        ValueError: `requested` is not an internal name (parse it with `requested_precision`).
     """
-    if requested not in DTYPES:
-        raise ConfigError(f"dtype {requested!r} is not supported; expected one of: {DTYPES}")
-    if requested == "float32":
-        return Precision("fp32", "requested")
-    if requested == "bfloat16":
+    if requested == FP32:
+        return Precision(FP32, "requested")
+    if requested == BF16:
         if native_bf16(device):
-            return Precision("bf16", "requested")
-        return Precision("bf16", f"requested; {device.type} has no native bf16 (slower than fp32)")
-    if requested == "int8":
+            return Precision(BF16, "requested")
+        return Precision(BF16, f"requested; {device.type} has no native bf16 (slower than fp32)")
+    if requested == INT8:
         if cpu_int8(device):
-            return Precision("int8", "requested")
+            return Precision(INT8, "requested")
         raise ConfigError(f"dtype 'int8' runs on CPUs with a quantized engine, not on {device}")
-    available = {"int8": cpu_int8(device), "bf16": native_bf16(device)}
+    if requested != AUTO:
+        raise ValueError(f"choose_precision takes one of {INFERENCE_PRECISIONS}, got {requested!r}")
+    available = {INT8: cpu_int8(device), BF16: native_bf16(device)}
     if not any(available.values()):
-        return Precision("fp32", f"{device.type} has no native bf16 or int8")
-    reference = forward(pixels, "fp32")
+        return Precision(FP32, f"{device.type} has no native bf16 or int8")
+    reference = forward(pixels, FP32)
     refused = []
     for name in AUTO_ORDER:
         if not available[name]:
@@ -102,10 +133,10 @@ def choose_precision(
         drift = (reference - candidate).abs().max().item()
         if not same_predictions(reference, candidate, task=task, threshold=threshold):
             refused.append(f"{name} changed predictions")
-        elif name == "int8" and drift > MAX_INT8_DRIFT:
+        elif name == INT8 and drift > MAX_INT8_DRIFT:
             refused.append(f"int8 moved a probability by {drift:.2f}")
         else:
             refusals = "".join(f"; {why} on the calibration images" for why in refused)
             kept = f"{name} keeps all predictions (max prob change {drift:.1e})"
             return Precision(name, kept + refusals)
-    return Precision("fp32", "; ".join(refused) + " on the calibration images")
+    return Precision(FP32, "; ".join(refused) + " on the calibration images")

@@ -10,12 +10,12 @@ from typing import Any
 
 from azureml_inference_server_http.api.aml_request import rawhttp
 from azureml_inference_server_http.api.aml_response import AMLResponse
-from PIL import Image
 from werkzeug.exceptions import HTTPException
 
 from deitkit.errors import ConfigError, DeitkitError
-from deitkit.inference import Classifier, FetchUrl, decode_input, load_classifier
-from deitkit.inference.packaged import find_model_dir
+from deitkit.inference import Classifier, FetchUrl, Prediction, load_classifier
+from deitkit.inference.packaged import MODEL_DIR_ENV, find_model_dir
+from deitkit.inference.scoring import Item, score_items
 from deitkit.serving.limits import ServingLimits, serving_limits_from_env
 from deitkit.serving.payload import (
     RequestError,
@@ -27,8 +27,6 @@ from deitkit.serving.urls import UrlFetcher
 
 log = logging.getLogger("deitkit.serving")
 
-MODEL_DIR_ENV = "AZUREML_MODEL_DIR"
-# Azure mounts a registered model one folder down: $AZUREML_MODEL_DIR/<model-folder>/MLmodel.
 # Parallel URL downloads per request: 64 slow URLs at 10 s each would otherwise outlast the
 # worker timeout (300 s) and Azure's request timeout (90 s).
 URL_WORKERS = 8
@@ -94,42 +92,42 @@ class Scorer:
         return AMLResponse(answer, 200, json_str=True)
 
     def score(self, scoring: ScoringRequest) -> Any:
-        """Decode every image (the first bad one refuses the request) and predict them."""
-        images = self.decode(scoring.images)
-        return format_response(scoring, self.classifier.predict(images))
+        """Predict every image (the first bad one refuses the request), in the request's shape."""
+        return format_response(scoring, self.predict(scoring.images))
 
-    def decode(self, values: list[Any]) -> list[Image.Image]:
-        """Decode the inputs in order; URLs are downloaded in parallel first.
+    def predict(self, values: list[Any]) -> list[Prediction]:
+        """Predict the inputs in order (see `score_batches`); URL downloads all start first.
 
         Raises:
             ImageError: `image <index>: why`, for the first input that cannot be used.
         """
         urls = [i for i, value in enumerate(values) if _is_http_url(value)]
-        if not urls:
-            return self.classifier.decode_inputs(values)
-        pool = ThreadPoolExecutor(max_workers=min(URL_WORKERS, len(urls)))
+        pool = ThreadPoolExecutor(max_workers=min(URL_WORKERS, len(urls))) if urls else None
         downloads: dict[int, Future[bytes]] = {
             i: pool.submit(self.fetch_url, values[i].strip()) for i in urls
         }
+        items = (
+            Item(f"image {i}", text=value, fetch_url=_downloaded(downloads, i))
+            for i, value in enumerate(values)
+        )
         try:
-            images = []
-            for index, value in enumerate(values):
-                download = downloads.get(index)
-                images.append(
-                    decode_input(
-                        value,
-                        source=f"image {index}",
-                        limits=self.classifier.limits,
-                        min_size=self.classifier.transform.decode_hint,
-                        fetch_url=None if download is None else lambda _url, d=download: d.result(),
-                    )
-                )
-                downloads.pop(index, None)  # frees the bytes once decoded
-            return images
+            scored = score_items(self.classifier, items, strict=True)
         finally:
-            # After an error, answer at once: queued downloads are dropped, running ones end
-            # within the URL timeout on their own.
-            pool.shutdown(wait=False, cancel_futures=True)
+            if pool is not None:
+                # After an error, answer at once: queued downloads are dropped, running ones end
+                # within the URL timeout on their own.
+                pool.shutdown(wait=False, cancel_futures=True)
+        return self.classifier.predictions([outcome.probs for outcome in scored])
+
+
+def _downloaded(downloads: dict[int, Future[bytes]], index: int) -> FetchUrl | None:
+    """Input `index`'s fetcher: it waits for the download started for it (None if none was).
+
+    Taking the download out of `downloads` frees its bytes once they are decoded.
+    """
+    if index not in downloads:
+        return None
+    return lambda _url: downloads.pop(index).result()
 
 
 def read_json_body(request: Any, max_bytes: int) -> Any:

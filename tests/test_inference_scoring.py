@@ -1,0 +1,140 @@
+"""The scoring pipeline: per-item decoding, batches of max_batch_size, strict and lenient runs."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deitkit.errors import ImageError
+from deitkit.inference import Classifier
+from deitkit.inference.scoring import Item, decode_item, score_batches, score_items
+
+LABELS = ["blue", "green", "red"]
+COLOURS = [(20, 40, 220), (30, 200, 40), (220, 30, 30)]
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory) -> Classifier:
+    from conftest import save_tiny_checkpoint
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    save_tiny_checkpoint(folder, labels=LABELS)
+    return Classifier.from_pretrained(folder, dtype="float32", max_batch_size=4)
+
+
+def png_bytes(colour: tuple[int, int, int], size: int = 20) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_images(folder: Path, n: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"{i:02d}.png"
+        path.write_bytes(png_bytes(COLOURS[i % 3]))
+        paths.append(path)
+    return paths
+
+
+def test_one_bad_item_does_not_spoil_its_batch(classifier, tmp_path):
+    paths = write_images(tmp_path, 3)
+    (tmp_path / "empty.png").write_bytes(b"")
+    items = [
+        Item("0", path=paths[0]),
+        Item("empty", path=tmp_path / "empty.png"),
+        Item("b64", text=base64.b64encode(png_bytes(COLOURS[1])).decode()),
+        Item("not-base64", text="%%%"),
+        Item("nan", text=float("nan")),
+    ]
+
+    scored = score_items(classifier, items)
+    alone = classifier.predict_images([Image.open(paths[0]).convert("RGB")])[0]
+
+    assert [bool(s.error) for s in scored] == [False, True, False, True, True]
+    assert scored[1].error == "the file is empty (0 bytes)"
+    assert "not valid base64" in scored[3].error
+    assert "expected a string" in scored[4].error
+    np.testing.assert_allclose(scored[0].probs, alone, atol=1e-6)
+
+
+def test_batches_hold_at_most_max_batch_size_items_and_read_them_lazily(
+    classifier, tmp_path, monkeypatch
+):
+    paths = write_images(tmp_path, 10)
+    calls: list[int] = []
+    original = Classifier.predict_images
+    monkeypatch.setattr(
+        Classifier,
+        "predict_images",
+        lambda self, images: calls.append(len(images)) or original(self, images),
+    )
+    pulled: list[int] = []
+
+    def items():
+        for i, path in enumerate(paths):
+            pulled.append(i)
+            yield Item(path.name, path=path)
+
+    batches = score_batches(classifier, items())
+    first = next(batches)
+
+    assert [s.item.name for s in first] == ["00.png", "01.png", "02.png", "03.png"]
+    assert pulled == [0, 1, 2, 3]  # nothing past the first batch is read (or decoded) yet
+    rest = list(batches)
+    assert [len(batch) for batch in [first, *rest]] == [4, 4, 2]
+    assert calls == [4, 4, 2]
+    together = np.stack([s.probs for batch in [first, *rest] for s in batch])
+    np.testing.assert_allclose(together, classifier.predict_images(_open(paths)), atol=1e-6)
+
+
+def test_a_batch_of_bad_items_predicts_nothing(classifier, monkeypatch):
+    monkeypatch.setattr(Classifier, "predict_images", lambda self, images: pytest.fail("called"))
+    scored = score_items(classifier, [Item("a", text="%%%"), Item("b", error="no image column")])
+    assert "not valid base64" in scored[0].error and scored[1].error == "no image column"
+    assert all(s.probs is None for s in scored)
+
+
+def test_errors_are_one_line(classifier, monkeypatch):
+    def decode(*args, **kwargs):
+        raise ImageError("broken\n  data   stream", source="x")
+
+    monkeypatch.setattr("deitkit.inference.scoring.load_image", decode)
+    (scored,) = score_items(classifier, [Item("x", path=Path("x.png"))])
+    assert scored.error == "broken data stream"
+
+
+def test_strict_raises_the_first_bad_item_naming_it(classifier):
+    good = base64.b64encode(png_bytes(COLOURS[0])).decode()
+    items = [Item(f"image {i}", text=value) for i, value in enumerate([good, "%%%", None])]
+
+    with pytest.raises(ImageError, match=r"^image 1: ") as raised:
+        score_items(classifier, items, strict=True)
+
+    assert raised.value.source == "image 1"
+    assert len(score_items(classifier, items[:1], strict=True)) == 1
+
+
+def test_an_items_own_fetcher_wins_over_the_classifiers(classifier):
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return png_bytes(COLOURS[2])
+
+    item = Item("image 0", text="https://images.example.test/red.png", fetch_url=fetch)
+    assert classifier.fetch_url is None
+    assert decode_item(classifier, item).size == (20, 20)
+    assert fetched == ["https://images.example.test/red.png"]
+    with pytest.raises(ImageError, match="URL inputs are not enabled here"):
+        decode_item(classifier, Item("image 1", text=item.text))
+
+
+def _open(paths: list[Path]) -> list[Image.Image]:
+    return [Image.open(path).convert("RGB") for path in paths]
