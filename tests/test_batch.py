@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import save_tiny_checkpoint
 from PIL import Image
 
 from deitkit.batch import (
@@ -37,7 +38,6 @@ COLOURS = [(20, 40, 220), (30, 200, 40), (220, 30, 30)]
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory) -> Classifier:
-    from conftest import save_tiny_checkpoint
 
     folder = tmp_path_factory.mktemp("ckpt")
     save_tiny_checkpoint(folder, labels=LABELS)
@@ -207,7 +207,6 @@ def test_batch_score_skips_kept_rows_and_counts_them(classifier, tmp_path, monke
 @pytest.fixture
 def model_dir(tmp_path) -> Path:
     """A packaged model as Azure ML mounts it: AZUREML_MODEL_DIR/<registered folder>/MLmodel."""
-    from conftest import save_tiny_checkpoint
 
     from deitkit.packaging import package_model
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from helpers import save_tiny_checkpoint
 from PIL import Image
 
 from deitkit.batch.output import HEADER, partial_path
@@ -24,7 +25,6 @@ N_GOOD = 46
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """A packaged tiny model (what `deitkit package` writes)."""
-    from conftest import save_tiny_checkpoint
 
     from deitkit.packaging import package_model
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import save_tiny_checkpoint
 from PIL import Image
 
 from deitkit.cli.evaluate import evaluate
@@ -20,7 +21,6 @@ LABELS = ["blue", "green", "red"]
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """A packaged tiny multiclass model."""
-    from conftest import save_tiny_checkpoint
 
     from deitkit.packaging import package_model
 
@@ -31,7 +31,6 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def multilabel_dir(tmp_path_factory) -> Path:
     """A tiny multilabel checkpoint folder (problem_type multi_label_classification)."""
-    from conftest import save_tiny_checkpoint
 
     folder = save_tiny_checkpoint(tmp_path_factory.mktemp("multilabel"), labels=LABELS)
     config = json.loads((folder / "config.json").read_text())

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import save_tiny_checkpoint
 from PIL import Image
 
 from deitkit.data.formats import read_dataset
@@ -24,7 +25,6 @@ LABELS = ["blue", "green", "red"]
 
 @pytest.fixture(scope="module")
 def multiclass(tmp_path_factory) -> Classifier:
-    from conftest import save_tiny_checkpoint
 
     folder = save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), labels=LABELS)
     return Classifier.from_pretrained(folder, dtype="float32", max_batch_size=5)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import save_tiny_checkpoint
 from PIL import Image
 
 from deitkit.errors import ImageError
@@ -20,7 +21,6 @@ COLOURS = [(20, 40, 220), (30, 200, 40), (220, 30, 30)]
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory) -> Classifier:
-    from conftest import save_tiny_checkpoint
 
     folder = tmp_path_factory.mktemp("ckpt")
     save_tiny_checkpoint(folder, labels=LABELS)

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from helpers import save_tiny_checkpoint
 from PIL import Image
 
 from deitkit.errors import ConfigError
@@ -46,7 +47,6 @@ def multilabel(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory) -> tuple[Path, Path]:
     """(checkpoint, package) of a tiny multiclass DeiT, with training leftovers in the folder."""
-    from conftest import save_tiny_checkpoint
 
     root = tmp_path_factory.mktemp("package")
     checkpoint = save_tiny_checkpoint(root / "model", labels=LABELS)

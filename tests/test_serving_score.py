@@ -11,6 +11,7 @@ from pathlib import Path
 import flask
 import numpy as np
 import pytest
+from helpers import save_tiny_checkpoint
 from PIL import Image
 from werkzeug.exceptions import ClientDisconnected
 
@@ -36,7 +37,6 @@ RED, BLUE = image_base64((220, 30, 30)), image_base64((20, 40, 220), fmt="JPEG")
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    from conftest import save_tiny_checkpoint
 
     return save_tiny_checkpoint(tmp_path_factory.mktemp("score") / "model", labels=LABELS)
 

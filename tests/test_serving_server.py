@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from helpers import save_tiny_checkpoint
 from PIL import Image
 
 from deitkit.packaging import package_model
@@ -72,7 +73,6 @@ GOOD = {"input_data": [b64(encode(photo(3), "PNG"))]}
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    from conftest import save_tiny_checkpoint
 
     root = tmp_path_factory.mktemp("serving")
     checkpoint = save_tiny_checkpoint(root / "checkpoint", labels=LABELS)

@@ -233,11 +233,6 @@ class EvalTransform:
             return edge, edge
         return _REDUCING_GAP * self.resize.width, _REDUCING_GAP * self.resize.height
 
-    @property
-    def decode_hint(self) -> tuple[int, int] | None:
-        """The old name of `min_size`, until training/data.py reads `min_size`."""
-        return self.min_size
-
     def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Preprocess RGB images into a (N, 3, H, W) float32 tensor."""
         return self.normalize(self.pixels_uint8(images))

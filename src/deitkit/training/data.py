@@ -65,7 +65,7 @@ class DecodedImages(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         image = self._cache[index] if self._cache is not None else None
         if image is None:
-            decoded = load_image(self.paths[index], min_size=self.transform.decode_hint)
+            decoded = load_image(self.paths[index], min_size=self.transform.min_size)
             image = self.transform.pixels_uint8([decoded])[0]
             if self._cache is not None:
                 self._cache[index] = image

@@ -101,7 +101,7 @@ def eval_transform_for(config: FinetuneConfig) -> EvalTransform:
 def _metrics_fn(task: Task, labels: tuple[str, ...]):
     def compute(eval_pred) -> dict[str, float]:
         logits = torch.from_numpy(np.asarray(eval_pred.predictions, dtype=np.float32))
-        probs = torch.sigmoid(logits) if task.is_multilabel else torch.softmax(logits, dim=-1)
+        probs = task.activate(logits)
         return compute_metrics(task, probs.numpy(), np.asarray(eval_pred.label_ids), labels=labels)
 
     return compute

@@ -1,0 +1,54 @@
+"""Test helpers shared by several test modules: tiny random checkpoints and generated images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+COLOURS = {"blue": (20, 40, 220), "green": (30, 200, 40), "red": (220, 30, 30)}
+TINY_SHAPE = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "image_size": 16,
+    "patch_size": 4,
+}
+
+
+def noisy_square(
+    rng: np.random.Generator, colour: tuple[int, int, int], size: int = 20
+) -> Image.Image:
+    """A `size` x `size` square of `colour` with Gaussian pixel noise (sd 25)."""
+    pixels = np.clip(np.array(colour) + rng.normal(0, 25, (size, size, 3)), 0, 255)
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def save_tiny_checkpoint(
+    folder: Path, model_type: str = "deit", *, labels=None, distilled=False
+) -> Path:
+    """A random 2-layer, 32-wide checkpoint at 16 px with a preprocessor_config.json."""
+    import transformers
+
+    from deitkit.transforms import EvalTransform
+
+    config = transformers.AutoConfig.for_model(model_type, **TINY_SHAPE)
+    if labels:
+        config.num_labels = len(labels)
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {label: i for i, label in enumerate(labels)}
+    cls_name = {
+        "deit": "DeiTForImageClassificationWithTeacher"
+        if distilled
+        else "DeiTForImageClassification",
+        "vit": "ViTForImageClassification",
+        "beit": "BeitForImageClassification",
+    }[model_type]
+    getattr(transformers, cls_name)(config).save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps(EvalTransform.for_image_size(16).to_config())
+    )
+    return folder
