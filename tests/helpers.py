@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -52,3 +53,22 @@ def save_tiny_checkpoint(
         json.dumps(EvalTransform.for_image_size(16).to_config())
     )
     return folder
+
+
+def png_bytes(colour: tuple[int, int, int], size: int = 20) -> bytes:
+    """A plain `size` x `size` PNG of one colour, as bytes."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_images(folder: Path, n: int) -> list[Path]:
+    """`n` PNGs `00.png`, `01.png`, ... in `folder`, cycling blue, green, red."""
+    folder.mkdir(parents=True, exist_ok=True)
+    colours = list(COLOURS.values())
+    paths = []
+    for i in range(n):
+        path = folder / f"{i:02d}.png"
+        path.write_bytes(png_bytes(colours[i % len(colours)]))
+        paths.append(path)
+    return paths

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import base64
 import csv
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import save_tiny_checkpoint
-from PIL import Image
+from helpers import png_bytes, save_tiny_checkpoint, write_images
 
 from deitkit.batch import (
     HEADER,
@@ -38,26 +36,9 @@ COLOURS = [(20, 40, 220), (30, 200, 40), (220, 30, 30)]
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory) -> Classifier:
-
     folder = tmp_path_factory.mktemp("ckpt")
     save_tiny_checkpoint(folder, labels=LABELS)
     return Classifier.from_pretrained(folder, dtype="float32", max_batch_size=4)
-
-
-def png_bytes(colour: tuple[int, int, int], size: int = 20) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (size, size), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def write_images(folder: Path, n: int) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        path = folder / f"{i:02d}.png"
-        path.write_bytes(png_bytes(COLOURS[i % 3]))
-        paths.append(path)
-    return paths
 
 
 def test_folder_input_is_recursive_sorted_and_skips_hidden_files(tmp_path):

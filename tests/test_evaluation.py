@@ -25,7 +25,6 @@ LABELS = ["blue", "green", "red"]
 
 @pytest.fixture(scope="module")
 def multiclass(tmp_path_factory) -> Classifier:
-
     folder = save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), labels=LABELS)
     return Classifier.from_pretrained(folder, dtype="float32", max_batch_size=5)
 

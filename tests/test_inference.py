@@ -191,7 +191,6 @@ def test_a_folder_that_is_no_model_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory) -> Classifier:
-
     folder = tmp_path_factory.mktemp("ckpt")
     return Classifier.from_pretrained(save_tiny_checkpoint(folder, labels=LABELS), dtype="float32")
 

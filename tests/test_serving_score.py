@@ -37,7 +37,6 @@ RED, BLUE = image_base64((220, 30, 30)), image_base64((20, 40, 220), fmt="JPEG")
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-
     return save_tiny_checkpoint(tmp_path_factory.mktemp("score") / "model", labels=LABELS)
 
 

@@ -73,7 +73,6 @@ GOOD = {"input_data": [b64(encode(photo(3), "PNG"))]}
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-
     root = tmp_path_factory.mktemp("serving")
     checkpoint = save_tiny_checkpoint(root / "checkpoint", labels=LABELS)
     return package_model(checkpoint, root / "mlflow_model")
