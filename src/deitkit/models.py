@@ -101,10 +101,11 @@ def scratch_image_size(source: ModelSource, requested: int | None = None) -> int
     Raises:
         ConfigError: a requested size that disagrees with the reference's override.
     """
-    own = dict(source.overrides).get("image_size", SCRATCH_IMAGE_SIZE)
+    overrides = dict(source.overrides)
+    own = overrides.get("image_size", SCRATCH_IMAGE_SIZE)
     if requested in (None, OWN_SIZE):
         return own
-    if "image_size" in dict(source.overrides) and requested != own:
+    if "image_size" in overrides and requested != own:
         raise ConfigError(
             f"--image-size {requested} disagrees with image_size={own} in --model "
             f"{source.ref!r}; give one of them (or --image-size -1 for the model's own)"

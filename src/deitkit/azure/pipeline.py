@@ -216,11 +216,10 @@ def model_defaults(
     defaults = asset.tags.get("model_specific_defaults") or {}
     typed = []
     for name, value in defaults.items():
+        where = asset.field("tags", "model_specific_defaults", name)
         if name not in declared:
-            where = asset.field("tags", "model_specific_defaults", name)
             log.warning("%s: the pipeline has no input %r; not applied", where, name)
         elif not name.startswith((COMPUTE_PREFIX, INSTANCE_TYPE_PREFIX)):
-            where = asset.field("tags", "model_specific_defaults", name)
             typed.append((name, coerce_input(value, declared[name].type, flag=where)))
     return typed
 
