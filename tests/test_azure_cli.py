@@ -477,3 +477,145 @@ def test_workspace_check_refuses_a_placeholder(azure_cli):
     )
     assert result.exit_code == 2
     assert "placeholder" in result.stderr
+
+
+# --- data upload, environments, and what a fresh workspace refuses -----------------------
+
+
+@pytest.fixture
+def imported(tmp_path, colour_folders) -> Path:
+    from deitkit.data.importer import import_dataset
+
+    return import_dataset(colour_folders, tmp_path / "data").out_dir
+
+
+def test_data_upload_prints_the_references_finetune_takes(azure_cli, imported, tmp_path):
+    client = MockMLClient()
+    result = azure_cli(f"data upload --name colours {WORKSPACE}", imported, client=client)
+    assert result.exit_code == 0, result.output
+    printed = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert printed["training_data"] == "azureml:colours-training:1"
+    assert printed["validation_data"] == "azureml:colours-validation:1"
+    assert printed["images"].startswith("azureml:colours-images:1 at azureml://subscriptions/")
+
+    finetune = f"finetune --instance-type Standard_NC6s_v3 {WORKSPACE}"
+    refs = f"--training-data {printed['training_data']} --validation-data azureml:nothere:1"
+    result = azure_cli(f"{finetune} {refs}", client=client)
+    assert result.exit_code == 2  # the service refuses a data version the workspace lacks
+    assert (
+        "Could not find asset with ID" in result.stderr
+        and "data/nothere/versions/1" in result.stderr
+    )
+    refs = (
+        f"--training-data {printed['training_data']} --validation-data {printed['validation_data']}"
+    )
+    result = azure_cli(f"{finetune} {refs}", client=client)
+    assert result.exit_code == 0, result.output
+
+
+def test_data_upload_dry_run_prints_three_loadable_assets(azure_cli, imported, tmp_path):
+    from azure.ai.ml import load_data
+
+    result = azure_cli("data upload --name colours --version 4 --dry-run", imported)
+    assert result.exit_code == 0, result.output
+    assert azure_cli.connected == []
+    loaded = [load_data(path) for path in _documents(result.stdout, tmp_path)]
+    assert [(d.name, d.type, d.version) for d in loaded] == [
+        ("colours-images", "uri_folder", "4"),
+        ("colours-training", "mltable", "4"),
+        ("colours-validation", "mltable", "4"),
+    ]
+    assert Path(loaded[0].path) == (imported / "colours").absolute()
+
+
+def test_data_upload_of_a_folder_that_is_not_an_import_uploads_nothing(azure_cli, colour_folders):
+    client = MockMLClient()
+    result = azure_cli(f"data upload --name colours {WORKSPACE}", colour_folders, client=client)
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert "not a folder `deitkit data import` wrote" in line
+    assert "deitkit data import DATASET --out DATA" in line
+    assert client.calls == [] and azure_cli.connected == []
+
+
+def test_finetune_refuses_an_mltable_whose_images_leave_it(azure_cli, imported):
+    client = MockMLClient()
+    train = imported / "training-mltable-folder"
+    command = f"finetune --instance-type Standard_NC6s_v3 {WORKSPACE} --training-data"
+    result = azure_cli(command, train, "--validation-data", "azureml:v:1", client=client)
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert "image_url '../colours/" in line and "Azure uploads only that folder" in line
+    assert f"deitkit azure data upload {imported} --name NAME" in line
+    assert client.calls == [] and azure_cli.connected == []
+
+
+def test_a_second_submit_registers_no_environment(azure_cli):
+    client = MockMLClient()
+    for _ in range(2):
+        result = azure_cli(
+            f"{FINETUNE} --instance-type Standard_NC6s_v3 {WORKSPACE}", client=client
+        )
+        assert result.exit_code == 2  # fridge-train:1 is not in this workspace
+    (created,) = client.of("environments", "create_or_update")
+    assert [c.kwargs for c in client.of("environments", "get")] == [
+        {"name": TRAINING_ENV, "version": created.entity.version, "label": None}
+    ] * 2
+
+
+@pytest.fixture
+def repo_copy(tmp_path) -> Path:
+    """The repository's assets.yaml and asset folders, copied so that one can be broken."""
+    import shutil
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copy(entities.asset_folder(entities.ONLINE_ASSET).parents[1] / "assets.yaml", root)
+    for folder in ("components", "environments", "endpoints"):
+        shutil.copytree(
+            entities.asset_folder(entities.ONLINE_ASSET).parents[1] / folder, root / folder
+        )
+    return root
+
+
+@pytest.mark.parametrize("command", [f"{FINETUNE} --instance-type Standard_NC6s_v3", ONLINE])
+def test_a_missing_environment_context_uploads_nothing(azure_cli, repo_copy, command):
+    (repo_copy / "environments" / "training" / "context" / "Dockerfile").unlink()
+    (repo_copy / "environments" / "inference" / "context" / "Dockerfile").unlink()
+    client = MockMLClient()
+    result = azure_cli(
+        f"{command} {WORKSPACE} --manifest", repo_copy / "assets.yaml", client=client
+    )
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert "Dockerfile" in line and "is missing; restore" in line
+    assert "az ml environment create" in line
+    assert client.calls == [] and azure_cli.connected == []
+
+
+def test_environments_register_then_find_them(azure_cli):
+    client = MockMLClient()
+    result = azure_cli(f"environments register {WORKSPACE}", client=client)
+    assert result.exit_code == 0, result.output
+    assert sorted(line.split(":")[1] for line in result.stdout.splitlines()) == [
+        INFERENCE_ENV,
+        TRAINING_ENV,
+    ]
+    assert all(line.endswith(": registered") for line in result.stdout.splitlines())
+    again = azure_cli(f"environments register --name {TRAINING_ENV} {WORKSPACE}", client=client)
+    assert again.stdout.strip().endswith(": already registered")
+    assert len(client.of("environments", "create_or_update")) == 2
+
+
+def test_environments_stage_prints_what_az_ml_environment_create_takes(azure_cli):
+    result = azure_cli(f"environments stage --name {INFERENCE_ENV}")
+    assert result.exit_code == 0, result.output
+    name, version, context, spec = result.stdout.strip().split("\t")
+    assert name == INFERENCE_ENV
+    environment = load_environment(
+        spec, params_override=[{"version": version}, {"build.path": context}]
+    )
+    assert environment.version == version
+    assert (Path(context) / environment.build.dockerfile_path).is_file()
+    unknown = azure_cli("environments stage --name nope")
+    assert unknown.exit_code == 2 and "not an environment of" in unknown.stderr

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deitkit.data.importer import TRAIN_MLTABLE_DIR, VALIDATION_MLTABLE_DIR
 from deitkit.data.mltable import MLTABLE_FILE, read_mltable_spec
 from deitkit.data.text import read_text
 from deitkit.errors import ConfigError, DataError
@@ -25,9 +26,10 @@ from deitkit.errors import ConfigError, DataError
 # Schemes an Azure job reads an image_url from (azureml: a datastore; the others: storage).
 REMOTE_SCHEMES = ("azureml", "https", "http", "wasbs", "wasb", "abfss", "abfs")
 UPLOAD_FIX = (
-    "upload the images first with `deitkit azure data upload DATA --name NAME` (DATA: the "
-    "folder `deitkit data import` wrote) and pass the azureml:NAME-training:VERSION it prints"
+    "upload the images first with `deitkit azure data upload {data} --name NAME`{what} and "
+    "pass the azureml:NAME-training:VERSION / NAME-validation:VERSION it prints"
 )
+IMPORTED = (TRAIN_MLTABLE_DIR, VALIDATION_MLTABLE_DIR)  # what `deitkit data import` writes
 _SCHEME = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]+):", re.I)
 
 
@@ -71,7 +73,7 @@ def check_uploadable(folder: Path, *, flag: str) -> None:
             if not _inside(jsonl, folder):
                 raise ConfigError(
                     f"{flag} {folder}: {MLTABLE_FILE} reads {jsonl}, outside the folder, and "
-                    f"Azure uploads only the folder; {UPLOAD_FIX}"
+                    f"Azure uploads only the folder; {upload_fix(folder)}"
                 )
         for row in rows(folder):
             url = row.value.get("image_url")
@@ -80,6 +82,14 @@ def check_uploadable(folder: Path, *, flag: str) -> None:
                 raise ConfigError(f"{flag} {folder}: {row.where}: image_url {url!r} {problem}")
     except DataError as err:
         raise ConfigError(f"{flag}: {err}") from None
+
+
+def upload_fix(folder: Path) -> str:
+    """How to make `folder`'s images reachable: name the import folder when it is one."""
+    parent = folder.absolute().parent
+    if folder.name in IMPORTED and all((parent / n / MLTABLE_FILE).is_file() for n in IMPORTED):
+        return UPLOAD_FIX.format(data=parent, what="")
+    return UPLOAD_FIX.format(data="DATA", what=" (DATA: a folder `deitkit data import` wrote)")
 
 
 def rewrite(source: Path, dest: Path, *, images: Path, images_url: str) -> int:
@@ -140,7 +150,9 @@ def _problem(url: str, base: Path, folder: Path) -> str | None:
         )
     if not Path(url).is_absolute() and _inside(base / url, folder):
         return None
-    return f"is not inside the MLTable folder, and Azure uploads only that folder; {UPLOAD_FIX}"
+    return "is not inside the MLTable folder, and Azure uploads only that folder; " + upload_fix(
+        folder
+    )
 
 
 def _jsonl_rows(jsonl: Path, *, drop_invalid: bool) -> Iterator[Row]:
