@@ -212,7 +212,7 @@ def _runs_in(entity: Any) -> list[tuple[Any, str]]:
 
 
 def _skipped(file: Path, root: Path, ignore: Any) -> bool:
-    if file.name.endswith(ALWAYS_SKIPPED) or ALWAYS_SKIPPED[0] in file.parts:
+    if file.name.endswith(ALWAYS_SKIPPED) or ALWAYS_SKIPPED[0] in file.relative_to(root).parts:
         return True
     return ignore.exists() and ignore.is_file_excluded(file)
 
