@@ -2,7 +2,7 @@
 # Shared by the CLI samples: parameters, the data step, the workspace check, a local endpoint.
 # Every parameter is an environment variable; the defaults run everything on this machine.
 
-TARGET="${TARGET:-local}"                       # local | azure
+TARGET="${TARGET:-local}"                       # local | azure | azure-cli (az ml, the YAMLs)
 FRIDGE_ZIP="${FRIDGE_ZIP:-}"                    # a downloaded fridgeObjects.zip (see README)
 EPOCHS="${EPOCHS:-10}"
 # The quickstart's small DeiT-shaped model, trained from scratch at 32 px on the digits. With a
@@ -16,23 +16,33 @@ AUGMENTATIONS="${AUGMENTATIONS:-false}"
 SUBSCRIPTION_ID="${SUBSCRIPTION_ID:-<SUBSCRIPTION_ID>}"
 RESOURCE_GROUP="${RESOURCE_GROUP:-<RESOURCE_GROUP>}"
 WORKSPACE_NAME="${WORKSPACE_NAME:-<WORKSPACE_NAME>}"
-DRY_RUN="${DRY_RUN:-0}"                         # 1: print the Azure ML entities, call nothing
+DRY_RUN="${DRY_RUN:-0}"     # 1: print the Azure ML entities (azure-cli: the az commands), call nothing
 PORT="${PORT:-5001}"                            # the local endpoint's port (azmlinfsrv's default)
 HUB_MODEL="${HUB_MODEL:-facebook/deit-base-patch16-224}"   # what Azure's pipeline fine-tunes
 FINETUNE_SKU="${FINETUNE_SKU:-Standard_NC4as_T4_v3}"      # one of the finetune allow-list
+# Azure data assets of the fine-tuning samples: NAME-images (uri_folder), NAME-training and
+# NAME-validation (mltable); default deitkit-multiclass / deitkit-multilabel.
+DATA_NAME="${DATA_NAME:-}"
+
+SAMPLES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck disable=SC2034  # the endpoint scripts name its endpoints/*.yml
+REPO_DIR="$(dirname "$SAMPLES_DIR")"
+# shellcheck source-path=SCRIPTDIR
+source "$SAMPLES_DIR/common-azure-cli.sh"
 
 SAMPLE_MARKER=".deitkit-sample-run"
 
 # start_sample NAME: check the parameters and make a fresh WORK_DIR (default sample-output/NAME).
 start_sample() {
   case "$TARGET" in
-    local | azure) ;;
-    *) echo "error: TARGET must be local or azure, got '$TARGET'" >&2; exit 2 ;;
+    local | azure | azure-cli) ;;
+    *) echo "error: TARGET must be local, azure or azure-cli, got '$TARGET'" >&2; exit 2 ;;
   esac
-  if [ "$TARGET" = azure ]; then
+  if [ "$TARGET" != local ]; then
     # Checked before anything else runs: placeholders or a malformed id stop here.
     deitkit azure workspace "${WORKSPACE_FLAGS[@]}"
   fi
+  if [ "$TARGET" = azure-cli ]; then require_az; fi
   WORK_DIR="${WORK_DIR:-sample-output/$1}"
   if [ -e "$WORK_DIR" ]; then
     # Only a previous run of a sample is replaced; anything else is the user's and stays.
@@ -68,6 +78,30 @@ prepare_data() {
   fi
   TRAIN_DATA="$WORK_DIR/data/training-mltable-folder"
   VALIDATION_DATA="$WORK_DIR/data/validation-mltable-folder"
+}
+
+# upload_data NAME: register WORK_DIR/data in the workspace (deitkit azure data upload): the
+# images as NAME-images, MLTables of their azureml:// URLs as NAME-training, NAME-validation.
+# Sets TRAIN_REF and VALIDATION_REF (on a dry run: NAME-training@latest, ...).
+upload_data() {
+  if [ "$DRY_RUN" = 1 ]; then
+    deitkit azure data upload "$WORK_DIR/data" --name "$1" "${WORKSPACE_FLAGS[@]}" --dry-run
+    TRAIN_REF="azureml:$1-training@latest"
+    VALIDATION_REF="azureml:$1-validation@latest"
+    return
+  fi
+  local uploaded
+  uploaded=$(deitkit azure data upload "$WORK_DIR/data" --name "$1" "${WORKSPACE_FLAGS[@]}")
+  echo "$uploaded"
+  TRAIN_REF=$(sed -n 's/^training_data: //p' <<<"$uploaded")
+  VALIDATION_REF=$(sed -n 's/^validation_data: //p' <<<"$uploaded")
+}
+
+# image_folder: WORK_DIR/data's image folder (where the imported annotations point).
+image_folder() {
+  local top
+  top=$(sed -n '1s/.*"image_url": *"\([^"/]*\)\/.*/\1/p' "$WORK_DIR/data/train_annotations.jsonl")
+  echo "$WORK_DIR/data/$top"
 }
 
 # first_images N: the first N validation image paths, one per line.
@@ -133,12 +167,19 @@ finetune_sample() {
   prepare_data "$kind"
   deitkit data validate "$TRAIN_DATA" --task "$task"
   if [ "$TARGET" = azure ]; then
-    # Azure's pipeline: fine-tune, evaluate and package on a GPU size from the allow-list.
+    # Azure reads only what uploads: the images as a data asset, MLTables of their URLs.
+    upload_data "${DATA_NAME:-deitkit-$kind}"
+    # Azure's pipeline: fine-tune, evaluate and package on a GPU size from the allow-list;
+    # the training environment is registered first when the workspace lacks its version.
     # shellcheck disable=SC2046  # dry_run_flag is one word or none
-    deitkit azure finetune --task "$task" --training-data "$TRAIN_DATA" \
-      --validation-data "$VALIDATION_DATA" --model-name "$HUB_MODEL" \
+    deitkit azure finetune --task "$task" --training-data "$TRAIN_REF" \
+      --validation-data "$VALIDATION_REF" --model-name "$HUB_MODEL" \
       --instance-type "$FINETUNE_SKU" "${WORKSPACE_FLAGS[@]}" $(dry_run_flag)
     echo "then: register the job's mlflow_model_folder output and deploy it (the endpoint samples)"
+    return
+  fi
+  if [ "$TARGET" = azure-cli ]; then
+    finetune_with_az "$kind" "${DATA_NAME:-deitkit-$kind}"
     return
   fi
   train_quick_model "$task"

@@ -12,6 +12,7 @@ from azure.ai.ml import (
     load_batch_deployment,
     load_batch_endpoint,
     load_compute,
+    load_environment,
     load_job,
     load_model,
     load_online_deployment,
@@ -29,6 +30,19 @@ WORKSPACE = f"--subscription {SUB} --resource-group rg --workspace ws"
 ONLINE = "deploy-online --endpoint deit-ep --model azureml:deit-fridge:3"
 BATCH = "deploy-batch --endpoint deit-batch --model azureml:deit-fridge:3 --compute cpu-cluster"
 FINETUNE = "finetune --training-data azureml:fridge-train:1 --validation-data azureml:fridge-val:1"
+TRAINING_ENV = "deitkit-image-classification-training"
+INFERENCE_ENV = "deitkit-image-classification-inference"
+
+
+@pytest.fixture(scope="module")
+def _cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("deitkit-cache")
+
+
+@pytest.fixture(autouse=True)
+def _staging_in_a_temporary_cache(_cache, monkeypatch):
+    """Environment build contexts are staged here, not in the user's ~/.cache (reused)."""
+    monkeypatch.setenv("DEITKIT_CACHE", str(_cache))
 
 
 @pytest.fixture
@@ -66,6 +80,16 @@ def _documents(text: str, tmp_path: Path) -> list[Path]:
     return paths
 
 
+def _environment(path: Path, name: str):
+    """The environment document at `path`, loaded; checked to be `name` at a content hash."""
+    environment = load_environment(path)
+    assert environment.name == name and environment.version not in (None, "auto")
+    context = Path(environment.build.path)
+    assert (context / environment.build.dockerfile_path).is_file()
+    assert (context / "src" / "deitkit" / "__init__.py").is_file()  # what the Dockerfile copies
+    return environment
+
+
 def _repo_deployment(asset: str) -> SimpleNamespace:
     """The deployment.yml of the repository's endpoint asset, loaded as it is."""
     loader = load_online_deployment if asset == entities.ONLINE_ASSET else load_batch_deployment
@@ -83,7 +107,10 @@ def _model_folder(tmp_path: Path, task: str = "image-classification-multilabel")
 def _mltable(tmp_path: Path, name: str) -> Path:
     folder = tmp_path / name
     folder.mkdir()
-    (folder / "MLTable").write_text("paths:\n  - file: ./annotations.jsonl\n", encoding="utf-8")
+    (folder / "MLTable").write_text(
+        "paths:\n  - file: ./annotations.jsonl\ntransformations:\n  - read_json_lines: {}\n",
+        encoding="utf-8",
+    )
     (folder / "annotations.jsonl").write_text('{"image_url": "a.png", "label": "can"}\n')
     return folder
 
@@ -95,7 +122,8 @@ def test_deploy_online_dry_run_round_trips_through_the_loaders(azure_cli, tmp_pa
     result = azure_cli(f"{ONLINE} --instance-type Standard_E4s_v3 --instance-count 2 --dry-run")
     assert result.exit_code == 0, result.output
     assert azure_cli.connected == []
-    endpoint_file, deployment_file = _documents(result.stdout, tmp_path)
+    environment_file, endpoint_file, deployment_file = _documents(result.stdout, tmp_path)
+    environment = _environment(environment_file, INFERENCE_ENV)
     endpoint = load_online_endpoint(endpoint_file)
     deployment = load_online_deployment(deployment_file)
     repo = _repo_deployment(entities.ONLINE_ASSET)
@@ -107,7 +135,11 @@ def test_deploy_online_dry_run_round_trips_through_the_loaders(azure_cli, tmp_pa
         assert vars(getattr(deployment, key)) == vars(getattr(repo, key)), key
     assert deployment.request_settings.request_timeout_ms == 90000  # REFERENCE.md's settings
     assert deployment.liveness_probe.failure_threshold == 49
-    assert deployment.environment == repo.environment
+    # The YAML's @latest, bound to the version the dry run would register.
+    assert repo.environment.removeprefix("azureml:") == f"{INFERENCE_ENV}@latest"
+    assert deployment.environment.removeprefix("azureml:") == (
+        f"{INFERENCE_ENV}:{environment.version}"
+    )
     code = Path(deployment.code_configuration.code)
     assert (code / deployment.code_configuration.scoring_script).is_file()
 
@@ -115,7 +147,7 @@ def test_deploy_online_dry_run_round_trips_through_the_loaders(azure_cli, tmp_pa
 def test_deploy_online_defaults_come_from_the_repository_yaml(azure_cli, tmp_path):
     result = azure_cli(f"{ONLINE} --dry-run")
     assert result.exit_code == 0, result.output
-    deployment = load_online_deployment(_documents(result.stdout, tmp_path)[1])
+    deployment = load_online_deployment(_documents(result.stdout, tmp_path)[-1])
     repo = _repo_deployment(entities.ONLINE_ASSET)
     assert (deployment.instance_type, deployment.instance_count) == (
         repo.instance_type,
@@ -131,11 +163,14 @@ def test_deploy_online_creates_endpoint_then_deployment_then_routes_all_traffic(
     assert azure_cli.connected[0].subscription_id == SUB
     writes = client.writes()
     assert [(c.group, type(c.entity).__name__) for c in writes] == [
+        ("environments", "Environment"),  # the workspace lacked it
         ("online_endpoints", "ManagedOnlineEndpoint"),
         ("online_deployments", "ManagedOnlineDeployment"),
         ("online_endpoints", "ManagedOnlineEndpoint"),
     ]
-    first, deployment, last = (c.entity for c in writes)
+    environment, first, deployment, last = (c.entity for c in writes)
+    assert deployment.environment == f"azureml:{INFERENCE_ENV}:{environment.version}"
+    assert f"registered environment azureml:{INFERENCE_ENV}:" in result.stdout
     assert first.traffic == {} and last.traffic == {"blue": 100}
     assert deployment.instance_type == "Standard_DS4_v2"  # the catalog's spelling
     assert deployment.model == "azureml:deit-fridge:3" and deployment.endpoint_name == "deit-ep"
@@ -175,7 +210,9 @@ def test_bad_model_reference_is_refused_before_any_call(azure_cli):
 def test_deploy_batch_dry_run_round_trips_through_the_loaders(azure_cli, tmp_path):
     result = azure_cli(f"{BATCH} --instance-type Standard_DS3_v2 --dry-run")
     assert result.exit_code == 0, result.output
-    compute_file, endpoint_file, deployment_file = _documents(result.stdout, tmp_path)
+    documents = _documents(result.stdout, tmp_path)
+    environment_file, compute_file, endpoint_file, deployment_file = documents
+    environment = _environment(environment_file, INFERENCE_ENV)
     compute = load_compute(compute_file)
     endpoint = load_batch_endpoint(endpoint_file)
     deployment = load_batch_deployment(deployment_file)
@@ -195,13 +232,16 @@ def test_deploy_batch_dry_run_round_trips_through_the_loaders(azure_cli, tmp_pat
         assert getattr(deployment, key) == getattr(repo, key), key
     assert deployment.output_file_name == repo.output_file_name == "predictions.csv"
     assert vars(deployment.retry_settings) == vars(repo.retry_settings)
-    assert deployment.environment == repo.environment
+    assert repo.environment.removeprefix("azureml:") == f"{INFERENCE_ENV}@latest"
+    assert deployment.environment.removeprefix("azureml:") == (
+        f"{INFERENCE_ENV}:{environment.version}"
+    )
 
 
 def test_deploy_batch_cluster_and_size_default_to_the_repository_yaml(azure_cli, tmp_path):
     result = azure_cli("deploy-batch --endpoint deit-batch --model azureml:m:1 --dry-run")
     assert result.exit_code == 0, result.output
-    compute_file, _, deployment_file = _documents(result.stdout, tmp_path)
+    _, compute_file, _, deployment_file = _documents(result.stdout, tmp_path)
     repo = _repo_deployment(entities.BATCH_ASSET)
     compute = load_compute(compute_file)
     assert compute.name == load_batch_deployment(deployment_file).compute == repo.compute
@@ -216,11 +256,13 @@ def test_deploy_batch_creates_cluster_endpoint_and_default_deployment(azure_cli)
     writes = client.writes()
     assert [c.group for c in writes] == [
         "compute",
+        "environments",
         "batch_endpoints",
         "batch_deployments",
         "batch_endpoints",
     ]
-    cluster, _, deployment, endpoint = (c.entity for c in writes)
+    cluster, environment, _, deployment, endpoint = (c.entity for c in writes)
+    assert deployment.environment == f"azureml:{INFERENCE_ENV}:{environment.version}"
     assert (cluster.type, cluster.size, cluster.min_instances) == (
         "amlcompute",
         "Standard_D4a_v4",
@@ -287,6 +329,11 @@ def test_finetune_submits_the_pipeline_on_a_new_cluster(azure_cli, tmp_path):
     assert inputs["compute_finetune"] == inputs["compute_model_evaluation"] == "gpu-cluster"
     assert inputs["instance_count"] == 2
     assert "submitted job" in result.stdout and "studio: https://" in result.stdout
+    (registered,) = client.of("environments", "create_or_update")
+    steps = node.component.jobs.values()
+    assert {step.component.environment for step in steps} == {
+        f"azureml:{TRAINING_ENV}:{registered.entity.version}"
+    }
 
 
 def test_finetune_dry_run_prints_a_loadable_serverless_job(azure_cli, tmp_path):
@@ -296,7 +343,9 @@ def test_finetune_dry_run_prints_a_loadable_serverless_job(azure_cli, tmp_path):
     )
     result = azure_cli(command)
     assert result.exit_code == 0, result.output
-    (job_file,) = _documents(result.stdout, tmp_path)  # serverless: no cluster to create
+    # Serverless: no cluster to create; the training environment, then the job.
+    environment_file, job_file = _documents(result.stdout, tmp_path)
+    _environment(environment_file, TRAINING_ENV)
     job = load_job(job_file)
     assert job.settings.default_compute == "serverless"
     (node,) = job.jobs.values()
@@ -428,3 +477,145 @@ def test_workspace_check_refuses_a_placeholder(azure_cli):
     )
     assert result.exit_code == 2
     assert "placeholder" in result.stderr
+
+
+# --- data upload, environments, and what a fresh workspace refuses -----------------------
+
+
+@pytest.fixture
+def imported(tmp_path, colour_folders) -> Path:
+    from deitkit.data.importer import import_dataset
+
+    return import_dataset(colour_folders, tmp_path / "data").out_dir
+
+
+def test_data_upload_prints_the_references_finetune_takes(azure_cli, imported, tmp_path):
+    client = MockMLClient()
+    result = azure_cli(f"data upload --name colours {WORKSPACE}", imported, client=client)
+    assert result.exit_code == 0, result.output
+    printed = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert printed["training_data"] == "azureml:colours-training:1"
+    assert printed["validation_data"] == "azureml:colours-validation:1"
+    assert printed["images"].startswith("azureml:colours-images:1 at azureml://subscriptions/")
+
+    finetune = f"finetune --instance-type Standard_NC6s_v3 {WORKSPACE}"
+    refs = f"--training-data {printed['training_data']} --validation-data azureml:nothere:1"
+    result = azure_cli(f"{finetune} {refs}", client=client)
+    assert result.exit_code == 2  # the service refuses a data version the workspace lacks
+    assert (
+        "Could not find asset with ID" in result.stderr
+        and "data/nothere/versions/1" in result.stderr
+    )
+    refs = (
+        f"--training-data {printed['training_data']} --validation-data {printed['validation_data']}"
+    )
+    result = azure_cli(f"{finetune} {refs}", client=client)
+    assert result.exit_code == 0, result.output
+
+
+def test_data_upload_dry_run_prints_three_loadable_assets(azure_cli, imported, tmp_path):
+    from azure.ai.ml import load_data
+
+    result = azure_cli("data upload --name colours --version 4 --dry-run", imported)
+    assert result.exit_code == 0, result.output
+    assert azure_cli.connected == []
+    loaded = [load_data(path) for path in _documents(result.stdout, tmp_path)]
+    assert [(d.name, d.type, d.version) for d in loaded] == [
+        ("colours-images", "uri_folder", "4"),
+        ("colours-training", "mltable", "4"),
+        ("colours-validation", "mltable", "4"),
+    ]
+    assert Path(loaded[0].path) == (imported / "colours").absolute()
+
+
+def test_data_upload_of_a_folder_that_is_not_an_import_uploads_nothing(azure_cli, colour_folders):
+    client = MockMLClient()
+    result = azure_cli(f"data upload --name colours {WORKSPACE}", colour_folders, client=client)
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert "not a folder `deitkit data import` wrote" in line
+    assert "deitkit data import DATASET --out DATA" in line
+    assert client.calls == [] and azure_cli.connected == []
+
+
+def test_finetune_refuses_an_mltable_whose_images_leave_it(azure_cli, imported):
+    client = MockMLClient()
+    train = imported / "training-mltable-folder"
+    command = f"finetune --instance-type Standard_NC6s_v3 {WORKSPACE} --training-data"
+    result = azure_cli(command, train, "--validation-data", "azureml:v:1", client=client)
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert "image_url '../colours/" in line and "Azure uploads only that folder" in line
+    assert f"deitkit azure data upload {imported} --name NAME" in line
+    assert client.calls == [] and azure_cli.connected == []
+
+
+def test_a_second_submit_registers_no_environment(azure_cli):
+    client = MockMLClient()
+    for _ in range(2):
+        result = azure_cli(
+            f"{FINETUNE} --instance-type Standard_NC6s_v3 {WORKSPACE}", client=client
+        )
+        assert result.exit_code == 2  # fridge-train:1 is not in this workspace
+    (created,) = client.of("environments", "create_or_update")
+    assert [c.kwargs for c in client.of("environments", "get")] == [
+        {"name": TRAINING_ENV, "version": created.entity.version, "label": None}
+    ] * 2
+
+
+@pytest.fixture
+def repo_copy(tmp_path) -> Path:
+    """The repository's assets.yaml and asset folders, copied so that one can be broken."""
+    import shutil
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copy(entities.asset_folder(entities.ONLINE_ASSET).parents[1] / "assets.yaml", root)
+    for folder in ("components", "environments", "endpoints"):
+        shutil.copytree(
+            entities.asset_folder(entities.ONLINE_ASSET).parents[1] / folder, root / folder
+        )
+    return root
+
+
+@pytest.mark.parametrize("command", [f"{FINETUNE} --instance-type Standard_NC6s_v3", ONLINE])
+def test_a_missing_environment_context_uploads_nothing(azure_cli, repo_copy, command):
+    (repo_copy / "environments" / "training" / "context" / "Dockerfile").unlink()
+    (repo_copy / "environments" / "inference" / "context" / "Dockerfile").unlink()
+    client = MockMLClient()
+    result = azure_cli(
+        f"{command} {WORKSPACE} --manifest", repo_copy / "assets.yaml", client=client
+    )
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert "Dockerfile" in line and "is missing; restore" in line
+    assert "az ml environment create" in line
+    assert client.calls == [] and azure_cli.connected == []
+
+
+def test_environments_register_then_find_them(azure_cli):
+    client = MockMLClient()
+    result = azure_cli(f"environments register {WORKSPACE}", client=client)
+    assert result.exit_code == 0, result.output
+    assert sorted(line.split(":")[1] for line in result.stdout.splitlines()) == [
+        INFERENCE_ENV,
+        TRAINING_ENV,
+    ]
+    assert all(line.endswith(": registered") for line in result.stdout.splitlines())
+    again = azure_cli(f"environments register --name {TRAINING_ENV} {WORKSPACE}", client=client)
+    assert again.stdout.strip().endswith(": already registered")
+    assert len(client.of("environments", "create_or_update")) == 2
+
+
+def test_environments_stage_prints_what_az_ml_environment_create_takes(azure_cli):
+    result = azure_cli(f"environments stage --name {INFERENCE_ENV}")
+    assert result.exit_code == 0, result.output
+    name, version, context, spec = result.stdout.strip().split("\t")
+    assert name == INFERENCE_ENV
+    environment = load_environment(
+        spec, params_override=[{"version": version}, {"build.path": context}]
+    )
+    assert environment.version == version
+    assert (Path(context) / environment.build.dockerfile_path).is_file()
+    unknown = azure_cli("environments stage --name nope")
+    assert unknown.exit_code == 2 and "not an environment of" in unknown.stderr

@@ -112,3 +112,28 @@ def test_connect_builds_an_mlclient_without_asking_for_a_token():
         "rg",
         "ws",
     )
+
+
+def test_the_offline_test_hook_is_used_only_when_set(monkeypatch, tmp_path, capsys):
+    from azure_mock import MockMLClient
+
+    from deitkit.azure.workspace import CLIENT_FACTORY_ENV
+
+    workspace = Workspace(SUB, "rg", "ws")
+    monkeypatch.delenv(CLIENT_FACTORY_ENV, raising=False)
+    assert type(connect(workspace, credential=_NoTokenCredential())).__name__ == "MLClient"
+    monkeypatch.setenv(CLIENT_FACTORY_ENV, "azure_mock:client_from_environment")
+    monkeypatch.setenv("DEITKIT_AZURE_MOCK_DIR", str(tmp_path / "mock"))
+    client = connect(workspace)
+    assert isinstance(client, MockMLClient) and client.workspace_name == "ws"
+    assert f"Azure ML calls go to azure_mock:client_from_environment ({CLIENT_FACTORY_ENV})" in (
+        capsys.readouterr().err
+    )
+    for value, message in [
+        ("azure_mock", "expected MODULE:FUNCTION"),
+        ("no_such_module:f", "No module named 'no_such_module'"),
+        ("azure_mock:nothing", "has no attribute 'nothing'"),
+    ]:
+        monkeypatch.setenv(CLIENT_FACTORY_ENV, value)
+        with pytest.raises(ConfigError, match=f"{CLIENT_FACTORY_ENV}=.*{message}.*unset it"):
+            connect(workspace)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from deitkit import notebook_run
@@ -87,3 +90,35 @@ def test_a_failing_azure_command_raises_its_own_message(tmp_path):
             "--instance-type",
             "Standard_DS2_v2",
         )
+
+
+def test_upload_data_registers_the_import_and_returns_its_references(
+    tmp_path, colour_folders, monkeypatch
+):
+    from azure_mock import read_versions
+
+    from deitkit.data.importer import import_dataset
+
+    tests = str(Path(__file__).resolve().parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("DEITKIT_AZURE_CLIENT_FACTORY", "azure_mock:client_from_environment")
+    monkeypatch.setenv("DEITKIT_AZURE_MOCK_DIR", str(tmp_path / "workspace"))
+    monkeypatch.setenv("DEITKIT_CACHE", str(tmp_path / "cache"))
+    run = notebook_run.start(
+        "demo",
+        target="azure",
+        work_dir=tmp_path / "w",
+        subscription=SUBSCRIPTION,
+        resource_group="rg",
+        workspace="ws",
+    )
+    data = import_dataset(colour_folders, run.work_dir / "data")
+    assert run.upload_data(data, "colours") == (
+        "azureml:colours-training:1",
+        "azureml:colours-validation:1",
+    )
+    assert set(read_versions(tmp_path / "workspace")["data"]) == {
+        "colours-images",
+        "colours-training",
+        "colours-validation",
+    }

@@ -60,6 +60,22 @@ class SampleRun:
         print(done.stdout, end="")
         return done.stdout
 
+    def upload_data(self, data, name: str) -> tuple[str, str]:
+        """Register `prepare_data`'s folder in the workspace (`deitkit azure data upload`).
+
+        The images become the data asset NAME-images, the MLTables (re-pointed at its
+        azureml:// URLs) NAME-training and NAME-validation, as Azure's samples upload them.
+
+        Returns:
+            The training and validation references for `deitkit azure finetune`; on a dry
+            run, nothing is registered and they are `azureml:NAME-training@latest`, ...
+        """
+        output = self.azure("data", "upload", str(data.out_dir), "--name", name)
+        if self.dry_run:
+            return f"azureml:{name}-training@latest", f"azureml:{name}-validation@latest"
+        printed = dict(line.split(": ", 1) for line in output.splitlines() if ": " in line)
+        return printed["training_data"], printed["validation_data"]
+
 
 def start(
     name: str,

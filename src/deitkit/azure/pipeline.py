@@ -14,6 +14,7 @@ import yaml
 
 from deitkit.assets.manifest import MANIFEST_FILE, Manifest, ModelAsset, load_manifest
 from deitkit.azure.entities import MLMODEL_FILE, asset_folder, describe_error, load_entity
+from deitkit.azure.mltables import check_uploadable
 from deitkit.errors import ConfigError
 from deitkit.skus import Purpose
 from deitkit.tasks import Task
@@ -281,7 +282,8 @@ def asset_input(value: str, input_type: str, *, flag: str) -> dict[str, str]:
 
     Raises:
         ConfigError: the local path is missing, or is not what the input type reads (an
-            MLTable folder for mltable, an MLflow model folder for mlflow_model).
+            MLTable folder for mltable, an MLflow model folder for mlflow_model), or is an
+            MLTable whose images lie outside its folder (Azure uploads only the folder).
     """
     if URI.match(value):
         return {"type": input_type, "path": value}
@@ -293,6 +295,8 @@ def asset_input(value: str, input_type: str, *, flag: str) -> dict[str, str]:
             f"{flag} {value!r}: the pipeline reads an MLTable folder (an MLTable file beside "
             "JSONL annotations); `deitkit data import` writes one"
         )
+    if input_type == "mltable":
+        check_uploadable(path, flag=flag)  # only the folder uploads: its images must be in it
     if input_type == "mlflow_model" and not (path / MLMODEL_FILE).is_file():
         raise ConfigError(f"{flag} {value!r}: not an MLflow model folder (no {MLMODEL_FILE})")
     return {"type": input_type, "path": str(path)}

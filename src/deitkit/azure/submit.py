@@ -95,9 +95,13 @@ def deploy_online(client: Any, endpoint: Any, deployment: Any) -> Any:
         return client.online_endpoints.get(endpoint.name)
 
 
-def deploy_batch(client: Any, endpoint: Any, deployment: Any, cluster: Any) -> Any:
-    """Ensure the cluster, create the endpoint and deployment, make it the endpoint's default."""
-    ensure_compute(client, cluster)
+def deploy_batch(client: Any, endpoint: Any, deployment: Any, cluster: Any | None) -> Any:
+    """Ensure the cluster, create the endpoint and deployment, make it the endpoint's default.
+
+    `cluster` None: the caller has ensured it already.
+    """
+    if cluster is not None:
+        ensure_compute(client, cluster)
     with azure_call(f"create batch endpoint {endpoint.name}"):
         client.batch_endpoints.begin_create_or_update(endpoint).result()
     with azure_call(f"create batch deployment {deployment.name}"):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,9 @@ from typing import Any
 from deitkit.errors import ConfigError
 
 CONFIG_FILE = "config.json"
+# The offline test hook: MODULE:FUNCTION of a factory `connect` calls instead of building an
+# MLClient (the tests' mock workspace). Read only here, and announced on stderr when set.
+CLIENT_FACTORY_ENV = "DEITKIT_AZURE_CLIENT_FACTORY"
 # MLClient.from_config looks in these folders first, then beside them, walking up from cwd.
 CONFIG_FOLDERS = (".azureml", "aml_config", "")
 CONFIG_KEYS = {
@@ -148,7 +154,12 @@ def connect(workspace: Workspace, *, credential: Any = None) -> Any:
     """An `azure.ai.ml.MLClient` for `workspace`, signed in with `DefaultAzureCredential`.
 
     Nothing goes over the network here; the credential asks for a token on the first call.
+    With `DEITKIT_AZURE_CLIENT_FACTORY=MODULE:FUNCTION` set, `FUNCTION(workspace)` makes the
+    client instead (the offline test hook; see docs/azure.md).
     """
+    factory = os.environ.get(CLIENT_FACTORY_ENV)
+    if factory:
+        return _client_from_factory(factory, workspace)
     try:
         from azure.ai.ml import MLClient
     except ImportError as err:
@@ -165,6 +176,20 @@ def connect(workspace: Workspace, *, credential: Any = None) -> Any:
         resource_group_name=workspace.resource_group,
         workspace_name=workspace.workspace_name,
     )
+
+
+def _client_from_factory(spec: str, workspace: Workspace) -> Any:
+    module, sep, name = spec.partition(":")
+    try:
+        if not (sep and module and name):
+            raise ValueError("expected MODULE:FUNCTION")
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(
+            f"{CLIENT_FACTORY_ENV}={spec!r}: {err}; unset it to talk to Azure ML"
+        ) from None
+    print(f"deitkit: Azure ML calls go to {spec} ({CLIENT_FACTORY_ENV})", file=sys.stderr)
+    return factory(workspace)
 
 
 def _is_workspace_config(path: Path) -> bool:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from deitkit.assets.manifest import DEFAULT_MODEL, Manifest, load_manifest
-from deitkit.assets.sku_gate import SkuCheck, check_sku
+from deitkit.assets.manifest import load_manifest
 from deitkit.azure import entities, pipeline, submit
+from deitkit.azure import environments as envs
 from deitkit.azure import workspace as ws
+from deitkit.cli.azure_assets import data, environments
+from deitkit.cli.azure_options import client_for as _client
+from deitkit.cli.azure_options import echo_lines as _echo_lines
+from deitkit.cli.azure_options import parse_pairs as _pairs
+from deitkit.cli.azure_options import sku_gate as _gate
+from deitkit.cli.azure_options import workspace_options as _options
 from deitkit.errors import ConfigError
 from deitkit.skus import Purpose
 from deitkit.tasks import Task
@@ -24,90 +28,6 @@ def azure() -> None:
     """Submit fine-tuning, register models and deploy endpoints on Azure ML (azure-ai-ml)."""
     # azure-ai-ml logs a warning per experimental schema class it builds, none about our use.
     logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
-
-
-def _options(*, assets: bool = True, dry_run: bool = True) -> Callable:
-    """The workspace options; with `assets`, the manifest and the SKU gate's model; --dry-run."""
-
-    def decorate(command: Callable) -> Callable:
-        options = [
-            click.option("--subscription", default=None, help="Azure subscription id."),
-            click.option("--resource-group", default=None, help="Resource group of the workspace."),
-            click.option("--workspace", default=None, help="Azure ML workspace name."),
-            click.option(
-                "--config",
-                type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                default=None,
-                help="Workspace config.json (default: found like MLClient.from_config).",
-            ),
-        ]
-        if assets:
-            options.append(
-                click.option(
-                    "--manifest",
-                    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                    default=None,
-                    help="Asset manifest (default: the repository's assets.yaml).",
-                )
-            )
-            options.append(
-                click.option(
-                    "--sku-model",
-                    default=DEFAULT_MODEL,
-                    show_default=True,
-                    help="Model asset whose SKU allow-list gates --instance-type.",
-                )
-            )
-        if dry_run:
-            options.append(
-                click.option(
-                    "--dry-run", is_flag=True, help="Print the entities as YAML; call nothing."
-                )
-            )
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
-
-
-def _client(kw: dict[str, Any]) -> Any:
-    """The MLClient for the workspace the flags or config.json name (first network use later)."""
-    workspace = ws.resolve_workspace(
-        subscription=kw["subscription"],
-        resource_group=kw["resource_group"],
-        workspace=kw["workspace"],
-        config=kw["config"],
-    )
-    return ws.connect(workspace)
-
-
-def _gate(size: str, purpose: Purpose, *, model: str, manifest: Manifest) -> SkuCheck:
-    """The SKU gate: the passed check (`.size` is the catalog's entry), or SkuNotAllowedError."""
-    check = check_sku(size, purpose, model=model, manifest=manifest)
-    check.raise_if_denied()
-    return check
-
-
-def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    pairs = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{flag} {value!r}: expected NAME=VALUE")
-        pairs[key] = rest
-    return pairs
-
-
-def _echo_lines(func: Callable) -> Callable:
-    """Echo the lines the command returns: YAML documents (dry run) or what was done."""
-
-    @functools.wraps(func)
-    def wrapper(**kw: Any) -> None:
-        for line in func(**kw) or ():
-            click.echo(line.rstrip("\n"))
-
-    return wrapper
 
 
 @azure.command("workspace")
@@ -174,18 +94,29 @@ def finetune(**kw: Any):
     )
     document = pipeline.finetune_job_document(request, path, component)
     job = pipeline.load_finetune_job(document)
+    plans = envs.plan_environments(envs.environment_names(job), manifest)
     cluster = None
     if request.compute:
         cluster = entities.compute_cluster(
             request.compute, size=request.instance_type, max_instances=request.instance_count or 1
         )
     if kw["dry_run"]:
-        return [entities.to_yaml([d for d in (cluster, document) if d is not None])]
+        # The job names its steps' components by file; each step runs in the exact
+        # environment version listed before it (the components say @latest).
+        clusters = [cluster] if cluster is not None else []
+        return [entities.to_yaml([*clusters, *(plan.entity for plan in plans), document])]
     client = _client(kw)
     if cluster is not None:
         submit.ensure_compute(client, cluster)
+    lines = _register_environments(client, plans)
+    envs.bind(job, plans)
     submitted = submit.submit_job(client, job, experiment_name=request.experiment_name)
-    return [f"submitted job {submitted.name}", f"studio: {submitted.studio_url}"]
+    return [*lines, f"submitted job {submitted.name}", f"studio: {submitted.studio_url}"]
+
+
+def _register_environments(client: Any, plans: list[envs.BuildPlan]) -> list[str]:
+    """Register the planned environments the workspace lacks; a line for each one registered."""
+    return [f"registered environment {p.reference}" for p in envs.register_missing(client, plans)]
 
 
 @azure.command("register-model")
@@ -244,11 +175,16 @@ def deploy_online(**kw: Any):
         deployment.instance_type, Purpose.INFERENCE, model=kw["sku_model"], manifest=manifest
     )
     deployment.instance_type = check.size.name
+    plans = envs.plan_environments(envs.environment_names(deployment), manifest)
+    envs.bind(deployment, plans)
     if kw["dry_run"]:
         endpoint.traffic = {deployment.name: submit.FULL_TRAFFIC}
-        return [entities.to_yaml([endpoint, deployment])]
-    result = submit.deploy_online(_client(kw), endpoint, deployment)
+        return [entities.to_yaml([*(plan.entity for plan in plans), endpoint, deployment])]
+    client = _client(kw)
+    lines = _register_environments(client, plans)
+    result = submit.deploy_online(client, endpoint, deployment)
     return [
+        *lines,
         f"deployed {deployment.name} to {endpoint.name} (100% of traffic)",
         f"scoring uri: {getattr(result, 'scoring_uri', None)}",
     ]
@@ -299,11 +235,17 @@ def deploy_batch(**kw: Any):
     cluster = entities.compute_cluster(
         deployment.compute, size=instance_type, max_instances=kw["max_instances"]
     )
+    plans = envs.plan_environments(envs.environment_names(deployment), manifest)
+    envs.bind(deployment, plans)
     if kw["dry_run"]:
         endpoint.defaults = {"deployment_name": deployment.name}
-        return [entities.to_yaml([cluster, endpoint, deployment])]
-    submit.deploy_batch(_client(kw), endpoint, deployment, cluster)
-    return [f"deployed {deployment.name} as the default of batch endpoint {endpoint.name}"]
+        documents = [*(plan.entity for plan in plans), cluster, endpoint, deployment]
+        return [entities.to_yaml(documents)]
+    client = _client(kw)
+    submit.ensure_compute(client, cluster)  # a refused cluster stops it before any upload
+    lines = _register_environments(client, plans)
+    submit.deploy_batch(client, endpoint, deployment, None)
+    return [*lines, f"deployed {deployment.name} as the default of batch endpoint {endpoint.name}"]
 
 
 @azure.command("invoke-online")
@@ -335,3 +277,7 @@ def invoke_batch(**kw: Any):
     data = submit.batch_input(kw["data"])
     job = submit.invoke_batch(_client(kw), kw["endpoint"], data, deployment=kw["deployment"])
     return [f"started batch job {job.name}", f"studio: {getattr(job, 'studio_url', None)}"]
+
+
+azure.add_command(data)
+azure.add_command(environments)
