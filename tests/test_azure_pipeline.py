@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -73,7 +74,22 @@ SUBMIT = (
 )
 
 
-def _submitted_inputs(monkeypatch, command: str) -> dict:
+def _registered_mltable(client, name: str, folder: Path) -> None:
+    """Register `name:1` as an mltable data asset in the mock (a fresh workspace has none)."""
+    from azure.ai.ml.entities import Data
+
+    folder.mkdir(parents=True)
+    (folder / "rows.jsonl").write_text(
+        '{"image_url": "https://example.org/can/1.jpg", "label": "can"}\n'
+    )
+    (folder / "MLTable").write_text(
+        "paths:\n  - file: ./rows.jsonl\ntransformations:\n"
+        "  - read_json_lines:\n      encoding: utf8\n      include_path_column: false\n"
+    )
+    client.data.create_or_update(Data(name=name, version="1", type="mltable", path=str(folder)))
+
+
+def _submitted_inputs(monkeypatch, command: str, tmp_path: Path) -> dict:
     """`deitkit COMMAND` against the mock MLClient; the inputs of the job it submitted."""
     from azure_mock import MockMLClient
     from click.testing import CliRunner
@@ -81,6 +97,8 @@ def _submitted_inputs(monkeypatch, command: str) -> dict:
     from deitkit.cli.main import cli
 
     client = MockMLClient()
+    for name in ("fridge-train", "fridge-val"):
+        _registered_mltable(client, name, tmp_path / name)
     monkeypatch.setattr("deitkit.azure.workspace.connect", lambda workspace, **kw: client)
     result = CliRunner().invoke(cli, shlex.split(command))
     assert result.exit_code == 0, result.output
@@ -89,16 +107,17 @@ def _submitted_inputs(monkeypatch, command: str) -> dict:
     return {name: getattr(value, "_data", value) for name, value in node.inputs.items()}
 
 
-def test_the_catalog_models_defaults_apply_where_the_user_set_nothing(monkeypatch):
+def test_the_catalog_models_defaults_apply_where_the_user_set_nothing(monkeypatch, tmp_path):
     # No --model-name: the pipeline's default model_name, facebook/deit-base-patch16-224,
     # whose catalog entry says apply_deepspeed: 'true', apply_ort: 'true'.
-    inputs = _submitted_inputs(monkeypatch, f"{SUBMIT} --set apply_ort=false")
+    inputs = _submitted_inputs(monkeypatch, f"{SUBMIT} --set apply_ort=false", tmp_path)
     assert inputs["apply_deepspeed"] is True  # the model's default
     assert inputs["apply_ort"] is False  # the user's --set wins
 
 
-def test_a_model_without_a_catalog_entry_gets_the_pipelines_own_defaults(monkeypatch):
-    inputs = _submitted_inputs(monkeypatch, f"{SUBMIT} --model-name scratch:deit-tiny")
+def test_a_model_without_a_catalog_entry_gets_the_pipelines_own_defaults(monkeypatch, tmp_path):
+    command = f"{SUBMIT} --model-name scratch:deit-tiny"
+    inputs = _submitted_inputs(monkeypatch, command, tmp_path)
     assert inputs.get("apply_deepspeed") is None and inputs.get("apply_ort") is None
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from azure_mock import read_calls, read_versions
+from helpers import save_tiny_checkpoint
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from PIL import Image
@@ -106,7 +107,6 @@ AZ_COMMANDS["fridgeobjects-multilabel-classification"] = AZ_COMMANDS[FINETUNES[0
 @pytest.fixture(scope="module")
 def packaged_model(tmp_path_factory) -> Path:
     """A tiny packaged model for the endpoint samples (they fine-tune one when given none)."""
-    from conftest import save_tiny_checkpoint
 
     root = tmp_path_factory.mktemp("samples-model")
     checkpoint = save_tiny_checkpoint(root / "checkpoint", labels=[str(d) for d in range(10)])
