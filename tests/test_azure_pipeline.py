@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
+
 import pytest
 
+from deitkit.assets.manifest import load_manifest
 from deitkit.azure import pipeline
 from deitkit.errors import ConfigError
 from deitkit.skus import Purpose
@@ -58,3 +62,89 @@ def test_local_model_input_must_be_an_mlflow_folder(tmp_path):
         "type": "mlflow_model",
         "path": str(tmp_path.resolve()),
     }
+
+
+# --- model_specific_defaults -------------------------------------------------------------
+
+SUB = "12345678-90ab-cdef-1234-567890abcdef"
+SUBMIT = (
+    "azure finetune --training-data azureml:fridge-train:1 --validation-data azureml:fridge-val:1"
+    f" --instance-type Standard_NC6s_v3 --subscription {SUB} --resource-group rg --workspace ws"
+)
+
+
+def _submitted_inputs(monkeypatch, command: str) -> dict:
+    """`deitkit COMMAND` against the mock MLClient; the inputs of the job it submitted."""
+    from azure_mock import MockMLClient
+    from click.testing import CliRunner
+
+    from deitkit.cli.main import cli
+
+    client = MockMLClient()
+    monkeypatch.setattr("deitkit.azure.workspace.connect", lambda workspace, **kw: client)
+    result = CliRunner().invoke(cli, shlex.split(command))
+    assert result.exit_code == 0, result.output
+    (call,) = client.of("jobs", "create_or_update")
+    (node,) = call.entity.jobs.values()
+    return {name: getattr(value, "_data", value) for name, value in node.inputs.items()}
+
+
+def test_the_catalog_models_defaults_apply_where_the_user_set_nothing(monkeypatch):
+    # No --model-name: the pipeline's default model_name, facebook/deit-base-patch16-224,
+    # whose catalog entry says apply_deepspeed: 'true', apply_ort: 'true'.
+    inputs = _submitted_inputs(monkeypatch, f"{SUBMIT} --set apply_ort=false")
+    assert inputs["apply_deepspeed"] is True  # the model's default
+    assert inputs["apply_ort"] is False  # the user's --set wins
+
+
+def test_a_model_without_a_catalog_entry_gets_the_pipelines_own_defaults(monkeypatch):
+    inputs = _submitted_inputs(monkeypatch, f"{SUBMIT} --model-name scratch:deit-tiny")
+    assert inputs.get("apply_deepspeed") is None and inputs.get("apply_ort") is None
+
+
+VIT = "google-vit-base-patch16-224"
+
+
+@pytest.mark.parametrize(
+    "given, asset",
+    [
+        ({"model_name": "google/vit-base-patch16-224"}, VIT),  # a Hugging Face id
+        ({"model_name": VIT}, VIT),  # a model asset name
+        ({}, "facebook-deit-base-patch16-224"),  # the pipeline's default model_name
+        ({"mlflow_model": f"azureml://registries/azureml/models/{VIT}/versions/3"}, VIT),
+        ({"mlflow_model": f"azureml:{VIT}:3"}, VIT),
+        ({"mlflow_model": f"azureml:{VIT}@latest"}, VIT),
+        ({"mlflow_model": "azureml:my-deit:1"}, None),  # wins over the default model_name
+        ({"model_name": "scratch:deit-tiny"}, None),
+    ],
+)
+def test_the_catalog_entry_is_that_of_the_model_the_pipeline_runs(given, asset):
+    component = pipeline.load_pipeline_component(pipeline.pipeline_component_path(Task.MULTICLASS))
+    declared = dict(component.inputs)
+    inputs = {
+        name: pipeline.coerce_input(value, declared[name].type, flag=name)
+        for name, value in given.items()
+    }
+    found = pipeline.catalog_model(load_manifest(), inputs, declared)
+    assert (found and found.name) == asset
+
+
+def test_a_catalog_default_of_the_wrong_type_names_the_manifest_field(caplog):
+    manifest = load_manifest()
+    deit = manifest.model("facebook-deit-base-patch16-224")
+    odd = {"apply_ort": "maybe", "no_such_input": "1"}
+    changed = dataclasses.replace(deit, tags={**deit.tags, "model_specific_defaults": odd})
+    manifest = dataclasses.replace(manifest, models=(changed,))
+    request = pipeline.FinetuneRequest(
+        task=Task.MULTICLASS,
+        training_data="azureml:t:1",
+        test_data="azureml:t:1",
+        instance_type="Standard_NC6s_v3",
+    )
+    path = pipeline.pipeline_component_path(Task.MULTICLASS)
+    with pytest.raises(ConfigError, match=r"models\[0\]\.tags\.model_specific_defaults\.apply_ort"):
+        pipeline.finetune_job_document(request, path, manifest=manifest)
+    odd.pop("apply_ort")
+    document = pipeline.finetune_job_document(request, path, manifest=manifest)
+    assert "no_such_input" not in document["jobs"][pipeline.NODE]["inputs"]
+    assert "the pipeline has no input 'no_such_input'" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,59 @@ def test_azureml_tracking_uri_without_its_plugin_falls_back_to_the_output(monkey
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "azureml://eastus.api.azureml.ms/mlflow/v1.0/x")
     assert tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+
+
+# --- -1 (and no size) is the model's own input size, for every kind of model ------------------
+
+TINY_SCRATCH = (
+    "scratch:deit-tiny:image_size=16,num_hidden_layers=2,hidden_size=32,num_attention_heads=4,"
+    "intermediate_size=64"
+)
+
+
+def _hub_model(folder: Path, cache: Path, monkeypatch) -> str:
+    """`folder` as the hub id `deitkit-tests/tiny` in a Hugging Face cache at `cache` (offline)."""
+    import huggingface_hub
+
+    revision = "0" * 40
+    repo = cache / "models--deitkit-tests--tiny"
+    shutil.copytree(folder, repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return "deitkit-tests/tiny"
+
+
+# No size for a local or packaged checkpoint is what the round trips above run.
+@pytest.mark.parametrize(
+    ("kind", "size"),
+    [("scratch", -1), ("scratch", None), ("hub", -1), ("hub", None), ("local", -1),
+     ("packaged", -1)],
+)  # fmt: skip
+def test_minus_one_and_no_size_train_at_the_models_own_size(
+    kind, size, tiny_checkpoint, colour_folders, tmp_path, monkeypatch
+):
+    from deitkit.packaging import package_model
+
+    if kind == "scratch":
+        model = TINY_SCRATCH  # its own size: the image_size of the reference, 16
+    elif kind == "hub":
+        model = _hub_model(tiny_checkpoint("vit"), tmp_path / "hub", monkeypatch)
+    elif kind == "local":
+        model = str(tiny_checkpoint("vit"))
+    else:
+        model = str(package_model(tiny_checkpoint("vit"), tmp_path / "packaged"))
+    result = _run(model, colour_folders, tmp_path / "out", Task.MULTICLASS,
+                  image_size=size, max_steps=1)  # fmt: skip
+    trained = AutoModelForImageClassification.from_pretrained(result.model_dir)
+    assert trained.config.image_size == 16
+    preprocessing = json.loads((result.model_dir / "preprocessor_config.json").read_text())
+    assert preprocessing["crop_size"] == {"height": 16, "width": 16}
+
+
+def test_a_pretrained_model_refuses_another_size_before_training(
+    tiny_checkpoint, colour_folders, tmp_path
+):
+    with pytest.raises(ConfigError, match=r"--image-size 32 differs from .*own input size 16x16"):
+        _run(tiny_checkpoint("vit"), colour_folders, tmp_path / "out", Task.MULTICLASS,
+             image_size=32)  # fmt: skip

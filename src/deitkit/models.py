@@ -17,6 +17,11 @@ from deitkit.tasks import Task
 log = logging.getLogger(__name__)
 
 SCRATCH_PREFIX = "scratch:"
+# The input size of the published DeiT, ViT and BEiT checkpoints: a scratch model's own size
+# unless its reference overrides image_size.
+SCRATCH_IMAGE_SIZE = 224
+# --image-size -1 (Azure's image_width/image_height -1): the model's own size.
+OWN_SIZE = -1
 
 # Shapes of the published checkpoints (DeiT paper table 1, ViT-B/16, BEiT-B/16).
 SCRATCH_ARCHS: dict[str, tuple[str, dict[str, int]]] = {
@@ -87,14 +92,41 @@ def scratch_patch_size(image_size: int) -> int:
     return 16 if image_size >= 128 else max(2, image_size // 8)
 
 
-def scratch_config(source: ModelSource, image_size: int) -> PretrainedConfig:
-    """A random-initialised config of `source.arch` at `image_size`, with any overrides."""
+def scratch_image_size(source: ModelSource, requested: int | None = None) -> int:
+    """The input size of a scratch model: `requested`, or its own where that is None or -1.
+
+    Its own size is the reference's `image_size` override (`scratch:deit-tiny:image_size=32`),
+    else 224 as published.
+
+    Raises:
+        ConfigError: a requested size that disagrees with the reference's override.
+    """
+    overrides = dict(source.overrides)
+    own = overrides.get("image_size", SCRATCH_IMAGE_SIZE)
+    if requested in (None, OWN_SIZE):
+        return own
+    if "image_size" in overrides and requested != own:
+        raise ConfigError(
+            f"--image-size {requested} disagrees with image_size={own} in --model "
+            f"{source.ref!r}; give one of them (or --image-size -1 for the model's own)"
+        )
+    return requested
+
+
+def scratch_config(source: ModelSource, image_size: int | None = None) -> PretrainedConfig:
+    """A random-initialised config of `source.arch` with any overrides.
+
+    Args:
+        source: A `scratch:` reference.
+        image_size: The input size; None or -1 for the model's own (`scratch_image_size`).
+    """
     model_type, shape = SCRATCH_ARCHS[source.arch]
+    size = scratch_image_size(source, image_size)
     fields: dict[str, Any] = {
         **shape,
         "num_hidden_layers": 12,
-        "image_size": image_size,
-        "patch_size": scratch_patch_size(image_size),
+        "image_size": size,
+        "patch_size": scratch_patch_size(size),
     }
     for key, value in source.overrides:
         fields[key] = value
@@ -138,15 +170,18 @@ def label_config(labels: tuple[str, ...] | list[str], task: Task) -> dict[str, A
 def load_model(
     ref: str, *, labels: tuple[str, ...] | list[str], task: Task, image_size: int | None = None
 ) -> PreTrainedModel:
-    """Load `ref` for fine-tuning on `labels`; the head is replaced when the label set differs."""
+    """Load `ref` for fine-tuning on `labels`; the head is replaced when the label set differs.
+
+    `image_size` None or -1 keeps the model's own input size; a pretrained model takes no other.
+    """
     source = parse_model_ref(ref)
     fields = label_config(labels, task)
     if source.kind == "scratch":
-        config = scratch_config(source, image_size or 224)
+        config = scratch_config(source, image_size)
         config.update(fields)
         return finetunable_class(config)(config)
     config = AutoConfig.from_pretrained(source.ref)
-    if image_size not in (None, -1, config.image_size):
+    if image_size not in (None, OWN_SIZE, config.image_size):
         raise ConfigError(
             f"--image-size {image_size} differs from {ref}'s {config.image_size}; "
             "use the checkpoint's size (or -1) for a pretrained model"

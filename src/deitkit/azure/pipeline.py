@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from deitkit.assets.manifest import Manifest
+from deitkit.assets.manifest import MANIFEST_FILE, Manifest, ModelAsset, load_manifest
 from deitkit.azure.entities import MLMODEL_FILE, asset_folder, describe_error, load_entity
 from deitkit.errors import ConfigError
 from deitkit.skus import Purpose
@@ -42,6 +43,11 @@ FLAG_INPUTS = {
     "instance_count": "--instance-count",
 }
 URI = re.compile(r"^[a-z][a-z0-9+.-]+:", re.I)  # azureml:, azureml://, https://, abfss://, ...
+# The model name in a registered model's reference: azureml://registries/R/models/NAME/...,
+# azureml://.../workspaces/W/models/NAME/..., azureml:NAME:VERSION or azureml:NAME@LABEL.
+_MODEL_URI = re.compile(r"/models/([^/]+)|^azureml:([^:/@]+)[:@]")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,17 +93,25 @@ def gated_purposes(component: Any) -> list[Purpose]:
 
 
 def finetune_job_document(
-    request: FinetuneRequest, component_path: Path, component: Any = None
+    request: FinetuneRequest,
+    component_path: Path,
+    component: Any = None,
+    *,
+    manifest: Manifest | None = None,
 ) -> dict[str, Any]:
     """The pipeline job YAML (a mapping): one node running the component at `component_path`.
 
     The node refers to the component file by absolute path, so the document loads with
     `load_job` anywhere (an inline pipeline component does not: azure-ai-ml refuses it).
+    Inputs the request leaves unset take the `model_specific_defaults` of the model's
+    catalog entry, where it has one (`model_defaults`).
 
     Args:
         request: The flags.
         component_path: The pipeline component's spec.yaml.
         component: That file already loaded, if it was.
+        manifest: The manifest whose catalog holds the model; default: the one that indexes
+            the component (`manifest_of`).
 
     Raises:
         ConfigError: an input the component does not declare, a required one missing, a
@@ -134,6 +148,8 @@ def finetune_job_document(
     ):
         if value is not None:
             bind(name, value, FLAG_INPUTS[name])
+    for name, value in model_defaults(manifest or manifest_of(component_path), inputs, declared):
+        inputs.setdefault(name, value)  # what the user set wins
     if "process_count_per_instance" in declared and request.gpus_per_instance:
         # One training process per GPU: the pipeline's own default (1) idles the other GPUs.
         inputs.setdefault("process_count_per_instance", request.gpus_per_instance)
@@ -166,6 +182,65 @@ def finetune_job_document(
         },
         "outputs": outputs,
     }
+
+
+def manifest_of(component_path: Path) -> Manifest | None:
+    """The manifest that indexes `component_path`: the nearest assets.yaml above it, if any.
+
+    Index paths are relative to the manifest's folder and never climb out of it, so the
+    manifest a component was found through lies above the component.
+    """
+    for folder in Path(component_path).resolve().parents:
+        if (folder / MANIFEST_FILE).is_file():
+            return load_manifest(folder / MANIFEST_FILE)
+    return None
+
+
+def model_defaults(
+    manifest: Manifest | None, inputs: Mapping[str, Any], declared: Mapping[str, Any]
+) -> list[tuple[str, Any]]:
+    """The `model_specific_defaults` of the model the pipeline will fine-tune, typed.
+
+    The model is the one the finetune component picks: `mlflow_model` when given (a registered
+    model's name), else `model_name` or the pipeline's default of it (a Hugging Face id or a
+    model asset name). Compute and VM size inputs are left to the SKU gate; defaults for
+    inputs the pipeline does not declare are skipped with a warning.
+
+    Raises:
+        ConfigError: a default that is not a value of its input's type, naming the manifest
+            field.
+    """
+    asset = catalog_model(manifest, inputs, declared) if manifest is not None else None
+    if asset is None:
+        return []
+    defaults = asset.tags.get("model_specific_defaults") or {}
+    typed = []
+    for name, value in defaults.items():
+        where = asset.field("tags", "model_specific_defaults", name)
+        if name not in declared:
+            log.warning("%s: the pipeline has no input %r; not applied", where, name)
+        elif not name.startswith((COMPUTE_PREFIX, INSTANCE_TYPE_PREFIX)):
+            typed.append((name, coerce_input(value, declared[name].type, flag=where)))
+    return typed
+
+
+def catalog_model(
+    manifest: Manifest, inputs: Mapping[str, Any], declared: Mapping[str, Any]
+) -> ModelAsset | None:
+    """The manifest's model asset for the model the pipeline runs, or None when it has none."""
+    given = inputs.get("mlflow_model")
+    if given is not None:
+        match = _MODEL_URI.search(str(given.get("path", "")) if isinstance(given, dict) else "")
+        names = {next(filter(None, match.groups()))} if match else set()
+    else:
+        name = inputs.get("model_name")
+        if name is None and "model_name" in declared:
+            name = declared["model_name"].default
+        names = {str(name)} if name is not None else set()
+    for asset in manifest.models:
+        if names & {asset.name, asset.tags.get("huggingface_model_id")}:
+            return asset
+    return None
 
 
 def load_finetune_job(document: Mapping[str, Any]) -> Any:

@@ -18,7 +18,7 @@ from deitkit.data.dataset import ImageDataset
 from deitkit.data.validate import check_compatible, validate_dataset
 from deitkit.errors import ConfigError, DataError
 from deitkit.metrics import compute_metrics
-from deitkit.models import load_model, parse_model_ref
+from deitkit.models import OWN_SIZE, load_model, parse_model_ref, scratch_image_size
 from deitkit.packaging import package_model
 from deitkit.precision import Precision
 from deitkit.tasks import Task
@@ -87,15 +87,27 @@ def _checked(path: str, task: Task, flag: str) -> ImageDataset:
 
 
 def eval_transform_for(config: FinetuneConfig) -> EvalTransform:
-    """The checkpoint's own preprocessing, or DeiT's recipe at --image-size for scratch models."""
+    """The checkpoint's own preprocessing, or DeiT's recipe at --image-size for scratch models.
+
+    --image-size None or -1 is the model's own size: a scratch model's (`scratch_image_size`),
+    or the crop of a checkpoint's preprocessing, which a pretrained model keeps.
+    """
     source = parse_model_ref(config.model)
     if source.kind == "scratch":
-        return EvalTransform.for_image_size(config.image_size or 224)
+        return EvalTransform.for_image_size(scratch_image_size(source, config.image_size))
     if source.kind == "local":
-        if (Path(source.ref) / CONFIG_NAME).is_file():
-            return EvalTransform.from_pretrained(source.ref)
-        raise ConfigError(f"--model {config.model}: the checkpoint has no {CONFIG_NAME}")
-    return EvalTransform.from_pretrained(cached_file(source.ref, CONFIG_NAME))
+        if not (Path(source.ref) / CONFIG_NAME).is_file():
+            raise ConfigError(f"--model {config.model}: the checkpoint has no {CONFIG_NAME}")
+        transform = EvalTransform.from_pretrained(source.ref)
+    else:
+        transform = EvalTransform.from_pretrained(cached_file(source.ref, CONFIG_NAME))
+    own = transform.output_size
+    if config.image_size not in (None, OWN_SIZE) and (config.image_size,) * 2 != own:
+        raise ConfigError(
+            f"--image-size {config.image_size} differs from {config.model}'s own input size "
+            f"{own[1]}x{own[0]}; a pretrained model trains at its own size (give -1 or nothing)"
+        )
+    return transform
 
 
 def _metrics_fn(task: Task, labels: tuple[str, ...]):

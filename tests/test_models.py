@@ -1,0 +1,56 @@
+"""Model references: scratch architectures at their own or a requested input size."""
+
+from __future__ import annotations
+
+import pytest
+
+from deitkit.errors import ConfigError
+from deitkit.models import load_model, parse_model_ref, scratch_config, scratch_image_size
+from deitkit.tasks import Task
+
+# A tiny shape, so that building the model takes milliseconds.
+TINY = "num_hidden_layers=1,hidden_size=32,num_attention_heads=2,intermediate_size=32"
+
+
+@pytest.mark.parametrize(
+    ("ref", "requested", "size"),
+    [
+        ("scratch:deit-tiny", None, 224),  # nothing given: the published size
+        ("scratch:deit-tiny", -1, 224),  # -1: the model's own, as Azure's image_width -1
+        ("scratch:deit-tiny", 32, 32),
+        ("scratch:vit-base:image_size=48", -1, 48),  # the reference's own override
+        ("scratch:vit-base:image_size=48", None, 48),
+        ("scratch:vit-base:image_size=48", 48, 48),
+    ],
+)
+def test_scratch_size_is_the_requested_one_or_the_models_own(ref, requested, size):
+    source = parse_model_ref(ref)
+    assert scratch_image_size(source, requested) == size
+    config = scratch_config(source, requested)
+    assert config.image_size == size
+    assert config.patch_size == (16 if size >= 128 else size // 8)
+
+
+def test_a_requested_size_that_disagrees_with_the_reference_is_refused():
+    source = parse_model_ref("scratch:deit-tiny:image_size=48")
+    with pytest.raises(ConfigError, match=r"--image-size 32 disagrees with image_size=48"):
+        scratch_image_size(source, 32)
+
+
+@pytest.mark.parametrize("requested", [None, -1])
+def test_load_model_builds_a_scratch_model_at_its_own_size(requested):
+    model = load_model(
+        f"scratch:deit-tiny:image_size=16,{TINY}",
+        labels=("a", "b"),
+        task=Task.MULTICLASS,
+        image_size=requested,
+    )
+    assert model.config.image_size == 16 and model.config.num_labels == 2
+
+
+def test_load_model_keeps_a_checkpoints_own_size_and_refuses_another(tiny_checkpoint):
+    folder = tiny_checkpoint("vit")
+    model = load_model(str(folder), labels=("a", "b"), task=Task.MULTICLASS, image_size=-1)
+    assert model.config.image_size == 16
+    with pytest.raises(ConfigError, match="--image-size 32 differs from"):
+        load_model(str(folder), labels=("a", "b"), task=Task.MULTICLASS, image_size=32)
