@@ -210,6 +210,9 @@ def _order(bindings: Mapping[str, Mapping[str, Any]], source: str) -> list[str]:
         name: {v.job for v in inputs.values() if isinstance(v, Binding) and v.job}
         for name, inputs in bindings.items()
     }
+    for name, jobs in needs.items():
+        for job in sorted(jobs - set(needs)):
+            raise ConfigError(f"{source}: step {name}: the pipeline has no step {job!r}")
     order: list[str] = []
     while len(order) < len(needs):
         ready = [n for n in needs if n not in order and needs[n] <= set(order)]

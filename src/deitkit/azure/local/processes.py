@@ -96,8 +96,9 @@ def run_processes(
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     timed_out = False
     try:
-        while any(p.poll() is None for p in procs):
-            if any(p.returncode not in (None, 0) for p in procs):
+        while True:
+            codes = [p.poll() for p in procs]  # every process, every time: none is skipped
+            if None not in codes or any(code not in (None, 0) for code in codes):
                 break
             if deadline is not None and time.monotonic() > deadline:
                 timed_out = True
