@@ -120,11 +120,8 @@ def test_a_slow_mini_batch_times_out_and_the_wrong_return_type_fails(tmp_path, m
 
 def test_an_init_failure_fails_the_job(tmp_path, monkeypatch):
     script = _script(tmp_path, "return names", monkeypatch)
-    script.write_text(
-        script.read_text().replace(
-            'model = os.environ.get("AZUREML_MODEL_DIR", "")', "raise RuntimeError('no model')"
-        )
-    )
+    text = script.read_text().replace("global model", "raise RuntimeError('no model')")
+    script.write_text(text)
 
     code, summary = work(_job(tmp_path, script, [["1.png"]]))
 
@@ -168,8 +165,9 @@ def run(mini_batch):
     for path in mini_batch:
         if Path(path).name.startswith("bad"):
             continue  # not returned: a failed file
-        rows.append(",".join([Path(path).name, weights, os.environ["FROM_DEPLOYMENT"], out,
-                              Path.cwd().name, str(Path(path).is_relative_to(Path.cwd().parent.parent))]))
+        copied = Path(path).is_relative_to(Path.cwd().parent.parent)  # under the job folder
+        fields = [Path(path).name, weights, os.environ["FROM_DEPLOYMENT"], out, Path.cwd().name]
+        rows.append(",".join([*fields, str(copied)]))
     return rows
 """
 
