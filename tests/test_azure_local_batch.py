@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from deitkit.azure.local import LocalJobError, run_local_batch
 from deitkit.azure.local.batch_worker import EXIT_INIT_FAILED, EXIT_THRESHOLD, work
+from deitkit.cli.main import cli
 from deitkit.errors import ConfigError
 
 SCRIPT = """
@@ -233,3 +235,18 @@ def test_a_batch_job_refuses_an_output_folder_in_use(tmp_path):
         run_local_batch(
             deployment, model=tmp_path / "model", input=tmp_path / "images", output=tmp_path / "out"
         )
+
+
+def test_the_command_line_runs_a_batch_deployment(tmp_path):
+    deployment = _deployment(tmp_path, error_threshold=-1)
+
+    result = CliRunner().invoke(
+        cli,
+        ["azure", "run-local-batch", str(deployment), "--model", str(tmp_path / "model"),
+         "--input", str(tmp_path / "images"), "--output", str(tmp_path / "out"),
+         "--work-dir", str(tmp_path / "runs")],
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "3 files succeeded, 1 failed" in result.output
+    assert result.output.rstrip().endswith(f"output  {tmp_path / 'out/out.csv'}")
