@@ -443,3 +443,33 @@ def test_the_data_reader_resolves_datastore_urls_when_a_datastore_is_configured(
     with pytest.raises(DataError, match="symlink pointing outside"):
         resolve_reference("azureml://datastores/ds/paths/link.png", base=root, root=root)
     assert json.dumps(str(image))  # a plain path, usable by the readers
+
+
+def test_nested_pipelines_run_as_outer_inner_steps(tmp_path, data, tracking_uri):
+    _component(
+        tmp_path, "first", "cp ${{inputs.data}}/* ${{outputs.out}}/ && touch ${{outputs.out}}/+"
+    )
+    _write(
+        tmp_path / "inner",
+        "spec.yaml",
+        f"$schema: {PIPELINE_SCHEMA}\ntype: pipeline\nname: inner\n"
+        "inputs:\n  data: {type: uri_folder}\noutputs:\n  copied: {type: uri_folder}\n"
+        "jobs:\n  copy:\n    type: command\n    component: ../first/spec.yaml\n"
+        "    inputs: {data: '${{parent.inputs.data}}'}\n"
+        "    outputs: {out: '${{parent.outputs.copied}}'}\n",
+    )
+    spec = _pipeline(
+        tmp_path,
+        "  again:\n    type: command\n    component: ../first/spec.yaml\n"
+        "    inputs: {data: '${{parent.jobs.sub.outputs.copied}}'}\n"
+        "    outputs: {out: '${{parent.outputs.result}}'}\n"
+        "  sub:\n    type: pipeline\n    component: ../inner/spec.yaml\n"
+        "    inputs: {data: '${{parent.inputs.data}}'}\n",
+    )
+
+    run = run_local(spec, {"data": data}, work_dir=tmp_path / "runs", tracking_uri=tracking_uri)
+
+    assert list(run.jobs) == ["sub/copy", "again"]
+    assert run.jobs["sub/copy"].folder == run.folder / "sub/copy"
+    assert run.jobs["again"].record["inputs"]["data"]["from"] == "sub/copy.outputs.out"
+    assert sorted(p.name for p in run.outputs["result"].iterdir()) == ["+", "a.txt"]
