@@ -118,23 +118,7 @@ def run_step(
     workdir.mkdir(parents=True)
     if entity.code:
         _copy_code(step.component, workdir)
-    values = with_defaults(dict(entity.inputs), step.inputs)
-    rendered: dict[str, str | None] = {}
-    shown_inputs: dict[str, Any] = {}
-    mounted: list[Path] = []
-    for name, value in values.items():
-        kind = entity.inputs[name].type
-        if value is None:
-            rendered[name] = None
-        elif kind in DATA_TYPES:
-            source = upstream[value] if isinstance(value, OutputRef) else Path(value)
-            origin = f"{where}: input {name!r} ({_origin(value)})"
-            path = mounts.mount_input(source, name, kind, folder, origin=origin)
-            mounted.append(path if path.is_dir() else path.parent)
-            rendered[name] = str(path)
-        else:
-            rendered[name] = render_value(value)
-        shown_inputs[name] = {"type": kind, "value": rendered[name], "from": _origin(value)}
+    rendered, shown_inputs, mounted = _mount_inputs(step, folder, upstream)
     outputs = {name: mounts.make_output(name, folder) for name in entity.outputs}
     command = render_command(
         entity.command, rendered, {k: str(v) for k, v in outputs.items()}, where=where
@@ -223,6 +207,30 @@ def run_step(
             record=record_path,
         )
     return JobResult(step.name, folder, record, outputs)
+
+
+def _mount_inputs(
+    step: Step, folder: Path, upstream: Mapping[OutputRef, Path]
+) -> tuple[dict[str, str | None], dict[str, Any], list[Path]]:
+    """Each input's rendered value (data mounted), its record entry, and the mount folders."""
+    entity = step.component.entity
+    rendered: dict[str, str | None] = {}
+    shown: dict[str, Any] = {}
+    mounted: list[Path] = []
+    for name, value in with_defaults(dict(entity.inputs), step.inputs).items():
+        kind = entity.inputs[name].type
+        if value is None:
+            rendered[name] = None
+        elif kind in DATA_TYPES:
+            source = upstream[value] if isinstance(value, OutputRef) else Path(value)
+            origin = f"step {step.name}: input {name!r} ({_origin(value)})"
+            path = mounts.mount_input(source, name, kind, folder, origin=origin)
+            mounted.append(path if path.is_dir() else path.parent)
+            rendered[name] = str(path)
+        else:
+            rendered[name] = render_value(value)
+        shown[name] = {"type": kind, "value": rendered[name], "from": _origin(value)}
+    return rendered, shown, mounted
 
 
 def _origin(value: Any) -> str | None:

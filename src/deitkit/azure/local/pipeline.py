@@ -15,19 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deitkit.assets.manifest import Manifest
 from deitkit.azure.local.components import LoadedComponent, node_component
 from deitkit.azure.local.expressions import Binding, whole_binding
+from deitkit.azure.local.inputs import Binder, check_inputs
 from deitkit.azure.local.job import OutputRef, Step, check_renders
-from deitkit.azure.local.mounts import resolve_path
-from deitkit.azure.local.values import (
-    DATA_TYPES,
-    check_names,
-    check_value,
-    describe,
-    is_required,
-    with_defaults,
-)
 from deitkit.errors import ConfigError
 
 
@@ -39,67 +30,13 @@ class Plan:
     outputs: dict[str, OutputRef]
 
 
-@dataclass(frozen=True)
-class Binder:
-    """How values in one component resolve: local data paths, the datastore, the manifest."""
-
-    datastore: Path | None
-    manifest: Manifest | None
-
-
-def check_inputs(
-    component: LoadedComponent,
-    given: Mapping[str, Any],
-    binder: Binder,
-    *,
-    origin: str,
-    base: Path,
-    hint: str,
-) -> dict[str, Any]:
-    """The component's inputs: `given` parsed and checked, defaults applied, required ones there.
-
-    Args:
-        component: The component whose inputs these are.
-        given: Name to value (strings from `--set`, YAML literals, Paths, OutputRefs).
-        binder: Where data paths resolve.
-        origin: How values are named in messages (`--set`, `step finetune: input`).
-        base: What relative data paths are relative to.
-        hint: How to give a missing required input (`{name}` is replaced by its name).
-
-    Raises:
-        ConfigError: an unknown input, a value of the wrong type, a missing data path, or a
-            required input without a value; nothing has run yet.
-    """
-    declared = dict(component.entity.inputs)
-    check_names(declared, given, origin=origin, where=component.source)
-    values: dict[str, Any] = {}
-    for name, value in given.items():
-        decl, where = declared[name], f"{origin} {name}"
-        if value is None or isinstance(value, OutputRef):
-            values[name] = value
-        elif decl.type in DATA_TYPES:
-            values[name] = resolve_path(
-                value, decl.type, datastore=binder.datastore, base=base, origin=where
-            )
-        else:
-            values[name] = check_value(name, decl, value, origin=where)
-    values = with_defaults(declared, values)
-    for name, decl in declared.items():
-        if values[name] is None and is_required(decl):
-            raise ConfigError(
-                f"{origin} {name}: input {name!r} of {component.source} is required "
-                f"({describe(decl)}) and has no value; {hint.format(name=name)}"
-            )
-    return values
-
-
 def plan(component: LoadedComponent, values: Mapping[str, Any], binder: Binder) -> Plan:
     """The steps of `component` with its checked `values` (see `check_inputs`)."""
     if component.type == "command":
         name = component.entity.name or Path(component.source).parent.name
         count = _distribution(component.entity, None, {}, component.source)
         _check_single_node(component.entity, None, {}, component.source)
-        step = _command_step(name, component, values, process_count=count, env={})
+        step = Step(name, component, dict(values), process_count=count)
         check_renders(step)
         return Plan([step], {out: OutputRef(name, out) for out in component.entity.outputs})
     return _plan_pipeline(component, values, binder, prefix="")
@@ -126,7 +63,7 @@ def _plan_pipeline(
         given: dict[str, Any] = {}
         for input_name, value in bindings[name].items():
             if isinstance(value, Binding):
-                value = _bound(value, values, produced, nodes, where, input_name)
+                value = _bound(value, values, produced, where, input_name)
             elif hasattr(value, "path") and hasattr(value, "type"):  # an Input(type, path) literal
                 value = value.path
             given[input_name] = value
@@ -150,7 +87,7 @@ def _plan_pipeline(
                 str(k): str(v)
                 for k, v in (getattr(node, "environment_variables", None) or {}).items()
             }
-            step = _command_step(step_name, inner, checked, process_count=count, env=env)
+            step = Step(step_name, inner, checked, process_count=count, environment_variables=env)
             check_renders(step)
             steps.append(step)
             produced[name] = {out: OutputRef(step_name, out) for out in inner.entity.outputs}
@@ -185,7 +122,6 @@ def _bound(
     binding: Binding,
     values: Mapping[str, Any],
     produced: Mapping[str, Mapping[str, OutputRef]],
-    nodes: Mapping[str, Any],
     where: str,
     input_name: str,
 ) -> Any:
@@ -194,10 +130,8 @@ def _bound(
         if binding.name not in values:
             raise ConfigError(f"{here}: the pipeline has no input {binding.name!r}")
         return values[binding.name]
-    if binding.scope == "parent.jobs":
-        if binding.job not in nodes:
-            raise ConfigError(f"{here}: the pipeline has no step {binding.job!r}")
-        found = produced[binding.job].get(binding.name)
+    if binding.scope == "parent.jobs":  # `_order` made sure the step exists and came first
+        found = produced[str(binding.job)].get(binding.name)
         if found is None:
             raise ConfigError(f"{here}: step {binding.job} has no output {binding.name!r}")
         return found
@@ -211,8 +145,9 @@ def _order(bindings: Mapping[str, Mapping[str, Any]], source: str) -> list[str]:
         for name, inputs in bindings.items()
     }
     for name, jobs in needs.items():
-        for job in sorted(jobs - set(needs)):
-            raise ConfigError(f"{source}: step {name}: the pipeline has no step {job!r}")
+        unknown = sorted(jobs - set(needs))
+        if unknown:
+            raise ConfigError(f"{source}: step {name}: the pipeline has no step {unknown[0]!r}")
     order: list[str] = []
     while len(order) < len(needs):
         ready = [n for n in needs if n not in order and needs[n] <= set(order)]
@@ -221,19 +156,6 @@ def _order(bindings: Mapping[str, Mapping[str, Any]], source: str) -> list[str]:
             raise ConfigError(f"{source}: steps {', '.join(stuck)} depend on each other in a cycle")
         order.append(ready[0])
     return order
-
-
-def _command_step(
-    name: str,
-    component: LoadedComponent,
-    values: Mapping[str, Any],
-    *,
-    process_count: int | None,
-    env: Mapping[str, str],
-) -> Step:
-    return Step(
-        name, component, dict(values), process_count=process_count, environment_variables=env
-    )
 
 
 def _setting(value: Any, values: Mapping[str, Any], where: str, what: str) -> int | None:

@@ -19,8 +19,9 @@ from typing import Any
 from deitkit.assets.manifest import Manifest
 from deitkit.azure.local import records
 from deitkit.azure.local.components import load_spec
+from deitkit.azure.local.inputs import Binder, check_inputs
 from deitkit.azure.local.job import Context, JobResult, LocalJobError, OutputRef, Step, run_step
-from deitkit.azure.local.pipeline import Binder, check_inputs, plan
+from deitkit.azure.local.pipeline import plan
 from deitkit.azure.local.tracking import DEFAULT_EXPERIMENT, Tracker, default_tracking_uri
 from deitkit.errors import ConfigError
 
