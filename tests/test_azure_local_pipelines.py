@@ -169,6 +169,20 @@ def test_finetune_component_alone(finetuned, data, tracking_uri):
     _scores(finetuned.outputs["mlflow_model_folder"], data)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="training/tracking.py creates a run of its own instead of logging into the job's "
+    "run ($MLFLOW_RUN_ID), so on Azure the job's metrics tab stays empty",
+)
+def test_training_logs_into_the_run_made_for_the_job(finetuned, tracking_uri):
+    from mlflow.tracking import MlflowClient
+
+    (job,) = finetuned.jobs.values()
+    run = MlflowClient(tracking_uri).get_run(job.record["environment"]["MLFLOW_RUN_ID"])
+    assert run.info.status == "FINISHED"
+    assert "eval_accuracy" in run.data.metrics
+
+
 def test_validate_data_component_alone(data, tracking_uri):
     spec = COMPONENTS / "validate_data/spec.yaml"
     run = _run(spec, {"data": data["multilabel"]["train"]}, data, tracking_uri)
