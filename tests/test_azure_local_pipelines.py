@@ -38,6 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPONENTS = ROOT / "components"
 MODEL = "scratch:deit-tiny:image_size=16,num_hidden_layers=2,hidden_size=32,num_attention_heads=4,intermediate_size=64"  # noqa: E501
 DATASTORE = "workspaceblobstore"
+# The long form the service returns for a data asset's path (the short azureml://datastores/
+# form becomes None in mltable's stream_info conversion; deitkit reads both).
+WORKSPACE = "azureml://subscriptions/0000/resourcegroups/rg/workspaces/ws"
 JOB_SECONDS = 300  # a stuck job fails its test instead of the whole suite
 # Two training processes on one CPU: gloo, one thread each (DeepSpeed's CPU accelerator).
 CPU_DISTRIBUTED = {"DS_ACCELERATOR": "cpu", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
@@ -86,7 +89,7 @@ def _stage(imported: ImportResult, datastore: Path, upload: str) -> dict[str, Pa
                 row = json.loads(line)
                 image = (folder / row["image_url"]).resolve()
                 inside = image.relative_to(imported.data_dir.resolve()).as_posix()
-                row["image_url"] = f"azureml://datastores/{DATASTORE}/paths/{prefix}/{inside}"
+                row["image_url"] = f"{WORKSPACE}/datastores/{DATASTORE}/paths/{prefix}/{inside}"
                 rows.append(json.dumps(row))
             (target / jsonl.name).write_text("\n".join(rows) + "\n")
         staged[split] = target
