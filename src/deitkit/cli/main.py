@@ -9,6 +9,7 @@ import click
 from deitkit import __version__
 from deitkit.cli.assets import assets
 from deitkit.cli.azure import azure
+from deitkit.cli.azure_local import run_local, run_local_batch
 from deitkit.cli.batch_score import batch_score
 from deitkit.cli.data import data
 from deitkit.cli.evaluate import evaluate
@@ -43,6 +44,9 @@ def cli() -> None:
 
 cli.add_command(assets)
 cli.add_command(azure)
+# `deitkit azure run-local` and `run-local-batch` live in their own module.
+azure.add_command(run_local)
+azure.add_command(run_local_batch)
 cli.add_command(batch_score)
 cli.add_command(data)
 cli.add_command(evaluate)

@@ -17,6 +17,10 @@ _IGNORED_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
 
 # azureml://[subscriptions/<s>/resourcegroups/<rg>/workspaces/<ws>/]datastores/<ds>/paths/<p>
 _AZUREML_URI = re.compile(r"^azureml://(?:.*/)?datastores/(?P<ds>[^/]+)/paths/(?P<path>.+)$", re.I)
+# A local folder standing in for the workspace's datastores: `<it>/<ds>/<p>` is the file behind
+# `azureml://.../datastores/<ds>/paths/<p>`. `deitkit azure run-local --datastore` sets it for
+# the jobs it runs, so an MLTable whose JSONL holds azureml:// URLs reads the same data locally.
+DATASTORE_ROOT_ENV = "DEITKIT_AZUREML_DATASTORE_ROOT"
 
 
 def is_ignored(path: Path) -> bool:
@@ -34,15 +38,36 @@ def is_inside(path: Path, root: Path) -> bool:
     return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
 
 
+def datastore_path(uri: str, datastore_root: str | Path) -> Path | None:
+    """The local stand-in `<datastore_root>/<ds>/<p>` of an `azureml://` datastore URI.
+
+    Returns:
+        The lexically normalised path (it may not exist), or None when `uri` is not an
+        `azureml://[...workspaces/<ws>/]datastores/<ds>/paths/<p>` URI.
+
+    Raises:
+        DataError: the path climbs with `..` (it would leave the datastore).
+    """
+    match = _AZUREML_URI.match(uri)
+    if not match:
+        return None
+    parts = [p for p in unquote(match["path"]).split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise DataError(f"{uri!r} contains '..'; datastore paths must not climb")
+    return Path(os.path.normpath(Path(datastore_root).absolute())).joinpath(match["ds"], *parts)
+
+
 def resolve_reference(ref: object, *, base: Path, root: Path) -> Path:
     """Turn an image reference from an annotation file into an existing file inside `root`.
 
     Args:
         ref: the value as written: a relative or absolute local path, a `file://` URI, or an
-            `azureml://.../datastores/<ds>/paths/<p>` URI (resolved to the local file at the
-            longest trailing part of `<p>` that exists under `root`).
+            `azureml://.../datastores/<ds>/paths/<p>` URI. With `$DEITKIT_AZUREML_DATASTORE_ROOT`
+            set, such a URI is the file `<that folder>/<ds>/<p>` (which may lie outside `root`,
+            as the datastore does on Azure); without it, the local file at the longest
+            trailing part of `<p>` that exists under `root`.
         base: the folder relative paths resolve from (the annotation file's folder).
-        root: the dataset root; nothing outside it may be read.
+        root: the dataset root; nothing outside it (or the datastore folder) may be read.
 
     Returns:
         The absolute, lexically normalised path (symlinks inside the root are kept as named).
@@ -53,6 +78,8 @@ def resolve_reference(ref: object, *, base: Path, root: Path) -> Path:
     if not isinstance(ref, str) or not ref.strip():
         raise DataError(f"image reference must be a non-empty string, found {ref!r}")
     match = _AZUREML_URI.match(ref)
+    if match and os.environ.get(DATASTORE_ROOT_ENV):
+        return _resolve_in_datastore(ref, Path(os.environ[DATASTORE_ROOT_ENV]))
     if match:
         return _resolve_azureml(ref, unquote(match["path"]), root)
     scheme = urlparse(ref).scheme.lower()
@@ -69,8 +96,19 @@ def resolve_reference(ref: object, *, base: Path, root: Path) -> Path:
     return _check_file(ref, candidate, root)
 
 
-def _resolve_azureml(ref: str, datastore_path: str, root: Path) -> Path:
-    parts = [p for p in datastore_path.split("/") if p not in ("", ".")]
+def _resolve_in_datastore(ref: str, datastore: Path) -> Path:
+    candidate = datastore_path(ref, datastore)
+    assert candidate is not None, ref  # callers matched _AZUREML_URI
+    if not candidate.exists():
+        raise DataError(
+            f"{ref!r}: no such file in the local datastore (looked for {candidate}; "
+            f"${DATASTORE_ROOT_ENV} is {datastore})"
+        )
+    return _check_file(ref, candidate, datastore)
+
+
+def _resolve_azureml(ref: str, path_in_datastore: str, root: Path) -> Path:
+    parts = [p for p in path_in_datastore.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise DataError(f"{ref!r} contains '..'; datastore paths must not climb")
     # Azure's samples upload `fridgeObjects/` under a generated prefix (`LocalUpload/<hash>/`);
@@ -80,7 +118,7 @@ def _resolve_azureml(ref: str, datastore_path: str, root: Path) -> Path:
         if candidate.is_file():
             return _check_file(ref, candidate, root)
     raise DataError(
-        f"{ref!r}: no trailing part of datastore path {datastore_path!r} exists under the "
+        f"{ref!r}: no trailing part of datastore path {path_in_datastore!r} exists under the "
         f"dataset root {root}; download the data asset next to the annotations or use local paths"
     )
 
