@@ -214,3 +214,25 @@ def test_a_pretrained_model_refuses_another_size_before_training(
     with pytest.raises(ConfigError, match=r"--image-size 32 differs from .*own input size 16x16"):
         _run(tiny_checkpoint("vit"), colour_folders, tmp_path / "out", Task.MULTICLASS,
              image_size=32)  # fmt: skip
+
+
+def test_no_resume_accepts_a_folder_holding_only_this_runs_config(tmp_path):
+    # Under several processes, one rank may have saved the config before another checks OUT.
+    from deitkit.training.run import CONFIG_FILE, _holds_only_this_config
+
+    out = tmp_path / "out"
+    out.mkdir()
+    config = FinetuneConfig(model="scratch:deit-tiny", train="t", output=str(out), resume=False)
+    other = FinetuneConfig(model="scratch:deit-tiny", train="t", output=str(out), epochs=3)
+    assert _holds_only_this_config(out, config)
+    (out / f".{CONFIG_FILE}.123.tmp").write_text("{")  # another rank's save in flight
+    assert _holds_only_this_config(out, config)
+    config.save(out / CONFIG_FILE)
+    assert _holds_only_this_config(out, config)
+    other.save(out / CONFIG_FILE)  # a previous run's config: not this run's output
+    assert not _holds_only_this_config(out, config)
+    config.save(out / CONFIG_FILE)
+    (out / "labels.json").write_text('{"task": "image-classification", "labels": ["a"]}')
+    assert _holds_only_this_config(out, config)  # check_same_labels judges its content
+    (out / "checkpoints").mkdir()
+    assert not _holds_only_this_config(out, config)

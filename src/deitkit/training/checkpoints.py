@@ -10,6 +10,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from deitkit.errors import ConfigError
+from deitkit.workdir import write_text_atomically
 
 CHECKPOINTS_DIR = "checkpoints"
 # Written after the Trainer has finished writing a checkpoint; a folder without it was cut off.
@@ -55,7 +56,7 @@ def check_same_labels(output_dir: Path, labels: tuple[str, ...], task: str) -> N
             )
         return
     output_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(current, indent=2) + "\n")
+    write_text_atomically(path, json.dumps(current, indent=2) + "\n")
 
 
 def load_checkpoint_weights(model: torch.nn.Module, folder: str | Path) -> None:

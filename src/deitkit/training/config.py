@@ -12,6 +12,7 @@ from typing import Any
 from deitkit.errors import ConfigError
 from deitkit.precision import AUTO, BF16, FP16, FP32
 from deitkit.tasks import Task, parse_task
+from deitkit.workdir import write_text_atomically
 
 # Azure's learning_rate_scheduler names → transformers' lr_scheduler_type.
 SCHEDULERS = {
@@ -182,8 +183,12 @@ class FinetuneConfig:
             k: (v.value if isinstance(v, Task) else v) for k, v in dataclasses.asdict(self).items()
         }
 
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write `to_json()` to `path`; another process never reads half of it."""
+        write_text_atomically(path, self.to_json())
 
 
 def model_family(model_ref: str) -> str | None:

@@ -27,6 +27,7 @@ from deitkit.training.arguments import training_arguments
 from deitkit.training.augment import AugmentConfig, EvalCrop, TrainAugment
 from deitkit.training.checkpoints import (
     CHECKPOINTS_DIR,
+    LABELS_FILE,
     CheckpointTrainer,
     MarkCompleteCallback,
     check_same_labels,
@@ -40,6 +41,7 @@ from deitkit.training.precision import resolve_precision
 from deitkit.training.progress import EpochSummary, QuietProgress
 from deitkit.training.tracking import MlflowTracker
 from deitkit.transforms import CONFIG_NAME, EvalTransform
+from deitkit.workdir import is_staging
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +184,29 @@ def build(config: FinetuneConfig) -> Job:
 def _prepare_output(config: FinetuneConfig, labels: tuple[str, ...]) -> None:
     """Refuse an OUT this run may not use, then save the resolved config into it."""
     out = config.output_dir
-    if not config.resume and out.exists() and any(out.iterdir()):
+    if not config.resume and out.exists() and not _holds_only_this_config(out, config):
         raise ConfigError(
             f"--output {out} is not empty and --no-resume was given; use a new folder"
         )
     check_same_labels(out, labels, config.task)
     config.save(out / CONFIG_FILE)
+
+
+def _holds_only_this_config(out: Path, config: FinetuneConfig) -> bool:
+    """True when `out` holds nothing but what this run writes first: its config and labels.
+
+    Every process of a distributed run (torchrun, Azure's pytorch distribution) checks OUT and
+    writes the same two files; whichever comes second must not take the first one's files for
+    a previous run's output. (`check_same_labels` then refuses a labels.json that differs.)
+    """
+    names = {p.name for p in out.iterdir() if not is_staging(p)}
+    if not names <= {CONFIG_FILE, LABELS_FILE}:
+        return False
+    saved = out / CONFIG_FILE
+    try:
+        return CONFIG_FILE not in names or saved.read_text() == config.to_json()
+    except OSError:
+        return False
 
 
 def _build_model(

@@ -18,6 +18,8 @@ from transformers import TrainerCallback
 log = logging.getLogger(__name__)
 
 EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "deitkit-finetune")
+# Set by Azure ML in every job (and by `deitkit azure run-local`): the run to log into.
+JOB_RUN_ENV = "MLFLOW_RUN_ID"
 
 
 def configured_uri() -> str | None:
@@ -47,6 +49,7 @@ class MlflowTracker(TrainerCallback):
         self.run_name = run_name
         self.run_id: str | None = None
         self._client = None
+        self._owns_run = True
 
     def _start(self) -> None:
         import mlflow
@@ -54,6 +57,19 @@ class MlflowTracker(TrainerCallback):
 
         uri = tracking_uri(self.output_dir)
         client = MlflowClient(tracking_uri=uri)
+        job_run = os.environ.get(JOB_RUN_ENV, "").strip() if configured_uri() else ""
+        if job_run:
+            # Azure ML (and `deitkit azure run-local`) make the job's run and end it; what is
+            # logged anywhere else never reaches the job's metrics tab.
+            self.run_id, self._client, self._owns_run = job_run, client, False
+            client.get_run(job_run)  # fail here, naming the run, if the store lacks it
+        else:
+            self.run_id, self._client = self._create_run(client), client
+        params = [mlflow.entities.Param(k, str(v)[:6000]) for k, v in self.params.items()]
+        client.log_batch(self.run_id, params=params)
+        log.info("MLflow run %s in %s", self.run_id, uri)
+
+    def _create_run(self, client) -> str:
         experiment = client.get_experiment_by_name(EXPERIMENT)
         if experiment is None:
             location = None
@@ -62,11 +78,7 @@ class MlflowTracker(TrainerCallback):
             experiment_id = client.create_experiment(EXPERIMENT, artifact_location=location)
         else:
             experiment_id = experiment.experiment_id
-        run = client.create_run(experiment_id, run_name=self.run_name)
-        self.run_id, self._client = run.info.run_id, client
-        params = [mlflow.entities.Param(k, str(v)[:6000]) for k, v in self.params.items()]
-        client.log_batch(self.run_id, params=params)
-        log.info("MLflow run %s in %s", self.run_id, uri)
+        return client.create_run(experiment_id, run_name=self.run_name).info.run_id
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero and self._client is None:
@@ -98,5 +110,6 @@ class MlflowTracker(TrainerCallback):
                 self._client.log_artifact(self.run_id, str(path))
 
     def finish(self, status: str = "FINISHED") -> None:
-        if self._client is not None:
+        """End the run this tracker created (a job's run is ended by whoever made it)."""
+        if self._client is not None and self._owns_run:
             self._client.set_terminated(self.run_id, status=status)
