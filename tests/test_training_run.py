@@ -236,3 +236,17 @@ def test_no_resume_accepts_a_folder_holding_only_this_runs_config(tmp_path):
     assert _holds_only_this_config(out, config)  # check_same_labels judges its content
     (out / "checkpoints").mkdir()
     assert not _holds_only_this_config(out, config)
+
+
+def test_the_seed_makes_the_initial_weights_repeatable(colour_folders, tmp_path):
+    from safetensors.torch import load_file
+
+    def weights(out: Path, seed: int) -> dict:
+        _run("scratch:deit-tiny:hidden_size=32,num_hidden_layers=1,num_attention_heads=2,"
+             "intermediate_size=64", colour_folders, out, Task.MULTICLASS, image_size=16,
+             max_steps=1, epochs=1, seed=seed)  # fmt: skip
+        return load_file(out / "model" / "model.safetensors")
+
+    first, again, other = (weights(tmp_path / n, s) for n, s in (("a", 7), ("b", 7), ("c", 8)))
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)

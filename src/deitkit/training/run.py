@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, TrainerCallback
+from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
 from transformers.trainer_callback import ProgressCallback
 from transformers.utils import cached_file
 
@@ -213,6 +213,9 @@ def _build_model(
     config: FinetuneConfig, labels: tuple[str, ...], transform: EvalTransform
 ) -> tuple[torch.nn.Module, Precision, Accelerator]:
     """The model with its head for `labels`, and the precision and accelerator it trains with."""
+    # The Trainer seeds only when it starts; the new head (and a scratch model's every weight)
+    # is drawn here, so --seed must be in force already for a run to be repeatable.
+    set_seed(config.seed)
     model = load_model(
         config.model, labels=labels, task=config.task, image_size=transform.output_size[0]
     )
