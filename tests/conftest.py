@@ -12,10 +12,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from helpers import COLOURS, noisy_square, save_tiny_checkpoint
-from PIL import Image
+from helpers import save_tiny_checkpoint, write_colour_folders, write_colour_multilabel
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -35,31 +33,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def colour_folders(tmp_path: Path) -> Path:
     """Class folders blue/green/red, 8 noisy solid-colour 20x20 PNGs each (multiclass)."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "colours"
-    for label, colour in COLOURS.items():
-        (root / label).mkdir(parents=True)
-        for i in range(8):
-            noisy_square(rng, colour).save(root / label / f"{i}.png")
-    return root
+    return write_colour_folders(tmp_path / "colours")
 
 
 @pytest.fixture
 def colour_multilabel(tmp_path: Path) -> Path:
     """images/ + labels.csv: left and right halves coloured, labels = the colours present."""
-    rng = np.random.default_rng(1)
-    root = tmp_path / "multilabel"
-    (root / "images").mkdir(parents=True)
-    names = list(COLOURS)
-    rows = ["filename,labels"]
-    for i in range(24):
-        left, right = names[i % 3], names[(i // 3) % 3]
-        image = np.array(noisy_square(rng, COLOURS[left]))
-        image[:, 10:] = np.array(noisy_square(rng, COLOURS[right]))[:, 10:]
-        Image.fromarray(image).save(root / "images" / f"{i}.png")
-        rows.append(f"{i}.png,{' '.join(sorted({left, right}))}")
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    return root
+    return write_colour_multilabel(tmp_path / "multilabel")
 
 
 @pytest.fixture

@@ -72,3 +72,29 @@ def write_images(folder: Path, n: int) -> list[Path]:
         path.write_bytes(png_bytes(colours[i % len(colours)]))
         paths.append(path)
     return paths
+
+
+def write_colour_folders(root: Path) -> Path:
+    """Class folders blue/green/red under `root`, 8 noisy solid-colour 20x20 PNGs each."""
+    rng = np.random.default_rng(0)
+    for label, colour in COLOURS.items():
+        (root / label).mkdir(parents=True)
+        for i in range(8):
+            noisy_square(rng, colour).save(root / label / f"{i}.png")
+    return root
+
+
+def write_colour_multilabel(root: Path) -> Path:
+    """images/ + labels.csv under `root`: left and right halves coloured, labels = the colours."""
+    rng = np.random.default_rng(1)
+    (root / "images").mkdir(parents=True)
+    names = list(COLOURS)
+    rows = ["filename,labels"]
+    for i in range(24):
+        left, right = names[i % 3], names[(i // 3) % 3]
+        image = np.array(noisy_square(rng, COLOURS[left]))
+        image[:, 10:] = np.array(noisy_square(rng, COLOURS[right]))[:, 10:]
+        Image.fromarray(image).save(root / "images" / f"{i}.png")
+        rows.append(f"{i}.png,{' '.join(sorted({left, right}))}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root

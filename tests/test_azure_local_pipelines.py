@@ -19,10 +19,9 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from helpers import COLOURS, noisy_square
+from helpers import write_colour_folders, write_colour_multilabel
 from PIL import Image
 
 from deitkit.azure.local import LocalJobError, run_local, run_local_batch
@@ -44,32 +43,6 @@ WORKSPACE = "azureml://subscriptions/0000/resourcegroups/rg/workspaces/ws"
 JOB_SECONDS = 300  # a stuck job fails its test instead of the whole suite
 # Two training processes on one CPU: gloo, one thread each (DeepSpeed's CPU accelerator).
 CPU_DISTRIBUTED = {"DS_ACCELERATOR": "cpu", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-
-
-def _colour_folders(root: Path) -> Path:
-    """As the colour_folders fixture: blue/green/red, 8 noisy 20x20 PNGs each."""
-    rng = np.random.default_rng(0)
-    for label, colour in COLOURS.items():
-        (root / label).mkdir(parents=True)
-        for i in range(8):
-            noisy_square(rng, colour).save(root / label / f"{i}.png")
-    return root
-
-
-def _colour_multilabel(root: Path) -> Path:
-    """As the colour_multilabel fixture: images/ + labels.csv, two colours per image."""
-    rng = np.random.default_rng(1)
-    (root / "images").mkdir(parents=True)
-    names = list(COLOURS)
-    rows = ["filename,labels"]
-    for i in range(24):
-        left, right = names[i % 3], names[(i // 3) % 3]
-        image = np.array(noisy_square(rng, COLOURS[left]))
-        image[:, 10:] = np.array(noisy_square(rng, COLOURS[right]))[:, 10:]
-        Image.fromarray(image).save(root / "images" / f"{i}.png")
-        rows.append(f"{i}.png,{' '.join(sorted({left, right}))}")
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    return root
 
 
 def _stage(imported: ImportResult, datastore: Path, upload: str) -> dict[str, Path]:
@@ -106,8 +79,8 @@ def data(tmp_path_factory) -> dict:
     """Both datasets imported with `deitkit data import` and staged in one datastore."""
     root = tmp_path_factory.mktemp("azure-local")
     datastore = root / "datastore"
-    multiclass = import_dataset(_colour_folders(root / "src" / "colours"), root / "mc")
-    multilabel = import_dataset(_colour_multilabel(root / "src" / "multilabel"), root / "ml")
+    multiclass = import_dataset(write_colour_folders(root / "src" / "colours"), root / "mc")
+    multilabel = import_dataset(write_colour_multilabel(root / "src" / "multilabel"), root / "ml")
     return {
         "root": root,
         "datastore": datastore,

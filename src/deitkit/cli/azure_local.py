@@ -10,19 +10,9 @@ from typing import Any
 
 import click
 
-from deitkit.errors import ConfigError
+from deitkit.cli.azure_options import parse_pairs
 
 _WORK_DIR_HELP = "Where each run's folder is made (default: ./azureml-local-runs)."
-
-
-def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    pairs = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{flag} {value!r}: expected NAME=VALUE")
-        pairs[key] = rest
-    return pairs
 
 
 def _echo(line: str) -> None:
@@ -59,12 +49,12 @@ def run_local(**kw: Any) -> None:
 
     result = run(
         kw["spec"],
-        _pairs(kw["settings"], "--set"),
+        parse_pairs(kw["settings"], "--set"),
         datastore=kw["datastore"],
         work_dir=kw["work_dir"],
         tracking_uri=kw["tracking_uri"],
         experiment=kw["experiment"] or DEFAULT_EXPERIMENT,
-        environment_variables=_pairs(kw["env"], "--env"),
+        environment_variables=parse_pairs(kw["env"], "--env"),
         timeout_s=kw["timeout"],
         echo=_echo,
     )
@@ -107,7 +97,7 @@ def run_local_batch(**kw: Any) -> None:
         input=kw["input_path"],
         output=kw["output"],
         work_dir=kw["work_dir"],
-        environment_variables=_pairs(kw["env"], "--env"),
+        environment_variables=parse_pairs(kw["env"], "--env"),
         timeout_s=kw["timeout"],
         echo=_echo,
     )
