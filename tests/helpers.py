@@ -98,3 +98,11 @@ def write_colour_multilabel(root: Path) -> Path:
         rows.append(f"{i}.png,{' '.join(sorted({left, right}))}")
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def tiny_classifier(folder: Path, *, max_batch_size: int = 4):
+    """A fp32 Classifier over a fresh tiny checkpoint with the labels blue, green, red."""
+    from deitkit.inference import Classifier
+
+    save_tiny_checkpoint(folder, labels=list(COLOURS))
+    return Classifier.from_pretrained(folder, dtype="float32", max_batch_size=max_batch_size)

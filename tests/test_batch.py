@@ -7,10 +7,11 @@ import csv
 import json
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import png_bytes, save_tiny_checkpoint, write_images
+from helpers import png_bytes, save_tiny_checkpoint, tiny_classifier, write_images
 
 from deitkit.batch import (
     HEADER,
@@ -31,14 +32,12 @@ from deitkit.inference.scoring import score_items
 from deitkit.tasks import Task
 
 LABELS = ["blue", "green", "red"]
-COLOURS = [(20, 40, 220), (30, 200, 40), (220, 30, 30)]
+COLOURS = list(helpers.COLOURS.values())
 
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory) -> Classifier:
-    folder = tmp_path_factory.mktemp("ckpt")
-    save_tiny_checkpoint(folder, labels=LABELS)
-    return Classifier.from_pretrained(folder, dtype="float32", max_batch_size=4)
+    return tiny_classifier(tmp_path_factory.mktemp("ckpt"))
 
 
 def test_folder_input_is_recursive_sorted_and_skips_hidden_files(tmp_path):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pytest
-from helpers import png_bytes, save_tiny_checkpoint, write_images
+from helpers import png_bytes, tiny_classifier, write_images
 from PIL import Image
 
 from deitkit.errors import ImageError
@@ -15,14 +16,12 @@ from deitkit.inference import Classifier
 from deitkit.inference.scoring import Item, decode_item, score_batches, score_items
 
 LABELS = ["blue", "green", "red"]
-COLOURS = [(20, 40, 220), (30, 200, 40), (220, 30, 30)]
+COLOURS = list(helpers.COLOURS.values())
 
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory) -> Classifier:
-    folder = tmp_path_factory.mktemp("ckpt")
-    save_tiny_checkpoint(folder, labels=LABELS)
-    return Classifier.from_pretrained(folder, dtype="float32", max_batch_size=4)
+    return tiny_classifier(tmp_path_factory.mktemp("ckpt"))
 
 
 def test_one_bad_item_does_not_spoil_its_batch(classifier, tmp_path):
