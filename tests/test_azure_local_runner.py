@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from deitkit.azure.local import LocalJobError, run_local
 from deitkit.azure.local.records import read_record
 from deitkit.cli.main import cli
+from deitkit.data.datastore import datastore_for
 from deitkit.data.references import DATASTORE_ROOT_ENV, resolve_reference
 from deitkit.errors import ConfigError, DataError
 
@@ -432,16 +433,22 @@ def test_the_data_reader_resolves_datastore_urls_when_a_datastore_is_configured(
     root.mkdir()
     url = "azureml://subscriptions/s/resourcegroups/g/workspaces/w/datastores/ds/paths/up/imgs/a%20b.png"
     monkeypatch.setenv(DATASTORE_ROOT_ENV, str(tmp_path / "store"))
+    store = datastore_for([], root)
+    assert store == tmp_path / "store"
 
-    assert resolve_reference(url, base=root, root=root) == image
+    assert resolve_reference(url, base=root, root=root, datastore=store) == image
     with pytest.raises(DataError, match="no such file in the local datastore"):
-        resolve_reference(url.replace("a%20b", "c"), base=root, root=root)
+        resolve_reference(url.replace("a%20b", "c"), base=root, root=root, datastore=store)
     with pytest.raises(DataError, match="must not climb"):
-        resolve_reference("azureml://datastores/ds/paths/../x.png", base=root, root=root)
+        resolve_reference(
+            "azureml://datastores/ds/paths/../x.png", base=root, root=root, datastore=store
+        )
     os.symlink(tmp_path / "outside.png", tmp_path / "store/ds/link.png")
     _write(tmp_path, "outside.png", "x")
     with pytest.raises(DataError, match="symlink pointing outside"):
-        resolve_reference("azureml://datastores/ds/paths/link.png", base=root, root=root)
+        resolve_reference(
+            "azureml://datastores/ds/paths/link.png", base=root, root=root, datastore=store
+        )
     assert json.dumps(str(image))  # a plain path, usable by the readers
 
 

@@ -45,10 +45,6 @@ def _folder(tmp_path: Path, *urls: str, mltable_text: str = MLTABLE) -> Path:
         "images/0.png",
         "./images/sub/../0.png",
         LONG + "red/0.png",
-        "azureml://datastores/workspaceblobstore/paths/fridge/red/0.png",
-        "https://account.blob.core.windows.net/container/red/0.png",
-        "wasbs://container@account.blob.core.windows.net/red/0.png",
-        "abfss://container@account.dfs.core.windows.net/red/0.png",
     ],
 )
 def test_urls_and_paths_inside_the_folder_are_accepted(tmp_path, url):
@@ -61,8 +57,11 @@ def test_urls_and_paths_inside_the_folder_are_accepted(tmp_path, url):
         ("../colours/red/0.png", "is not inside the MLTable folder, and Azure uploads only"),
         ("images/../../x.png", "is not inside the MLTable folder"),
         ("/data/red/0.png", "is not inside the MLTable folder"),
-        ("file:///data/red/0.png", "has a scheme Azure jobs do not read images from"),
-        ("s3://bucket/red/0.png", "has a scheme Azure jobs do not read images from"),
+        ("file:///data/red/0.png", "is a URL deitkit's components do not fetch images from"),
+        ("s3://bucket/red/0.png", "is a URL deitkit's components do not fetch images from"),
+        ("https://account.blob.core.windows.net/c/red/0.png", "do not fetch images from"),
+        ("abfss://c@account.dfs.core.windows.net/red/0.png", "do not fetch images from"),
+        ("azureml://datastores/ds/paths/fridge/red/0.png", "is a short azureml:// URL"),
     ],
 )
 def test_images_azure_would_not_find_are_refused_in_one_line(tmp_path, url, message):

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from deitkit.data import datastore
 from deitkit.data.formats import detect_layout, read_dataset, read_dataset_with_problems
+from deitkit.data.references import DATASTORE_ROOT_ENV
 from deitkit.errors import ConfigError, DataError
 from deitkit.tasks import Task
 
@@ -297,7 +299,7 @@ def test_mltable_folder_beside_images(tmp_path):
     assert read_dataset(folder / "MLTable").examples == ds.examples
 
 
-def test_azureml_uri_resolves_to_local_copy(tmp_path):
+def test_azureml_uri_resolves_to_local_copy(tmp_path, monkeypatch):
     class_folders(tmp_path / "fridgeObjects", {"can": 1})
     base = "azureml://subscriptions/s/resourcegroups/rg/workspaces/ws/datastores/workspaceblobstore"
     rows = [
@@ -306,8 +308,15 @@ def test_azureml_uri_resolves_to_local_copy(tmp_path):
     ]
     ds = read_dataset(write_jsonl(tmp_path / "train.jsonl", rows))
     assert [ex.path for ex in ds.examples] == [tmp_path / "fridgeObjects/can/0.png"]
+    # Without a local copy the image is fetched from its datastore (deitkit.data.datastore).
     rows = [{"image_url": "azureml://datastores/blob/paths/elsewhere/9.png", "label": "can"}]
-    with pytest.raises(DataError, match=r"no trailing part of datastore path 'elsewhere/9\.png'"):
+    monkeypatch.delenv(DATASTORE_ROOT_ENV, raising=False)
+
+    def unreachable(urls, destination):
+        raise DataError(f"cannot fetch {urls[0]!r}")
+
+    monkeypatch.setattr(datastore, "fetch", unreachable)
+    with pytest.raises(DataError, match=r"cannot fetch 'azureml://datastores/blob/paths/else"):
         read_dataset(write_jsonl(tmp_path / "train.jsonl", rows))
 
 

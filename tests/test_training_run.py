@@ -153,13 +153,6 @@ def test_packaged_model_is_accepted_as_the_starting_model(
     )
 
 
-def test_azureml_tracking_uri_without_its_plugin_falls_back_to_the_output(monkeypatch, tmp_path):
-    from deitkit.training.tracking import tracking_uri
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "azureml://eastus.api.azureml.ms/mlflow/v1.0/x")
-    assert tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
-
-
 # --- -1 (and no size) is the model's own input size, for every kind of model ------------------
 
 TINY_SCRATCH = (

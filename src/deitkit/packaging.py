@@ -43,7 +43,7 @@ RUNTIME_REQUIREMENTS = (
     "numpy",
     "pandas",
     "pyyaml",
-    "mlflow",
+    "mlflow-skinny",
 )
 
 

@@ -1,11 +1,13 @@
 """MLTable folders as an Azure job receives them: only the folder uploads, so URLs must reach out.
 
 Azure uploads an `mltable` job input's folder and nothing beside it, so a JSONL `image_url`
-is readable there only when it is a path inside that folder or a URL Azure can open. The
+is readable there only when it is a path inside that folder or a URL the job fetches. The
 `mltable` package's `stream_info` conversion (the one Azure's samples write) was checked
 with mltable 1.7.0: long-form `azureml://subscriptions/.../datastores/<ds>/paths/<p>`,
 `https://`, `http://`, `wasbs://` and `abfss://` URLs become streams; relative paths,
-absolute paths and short-form `azureml://datastores/...` URLs become None.
+absolute paths and short-form `azureml://datastores/...` URLs become None. deitkit's
+components fetch long-form `azureml://` URLs only (`deitkit.data.datastore`), so those and
+paths inside the folder are what a submission may hold.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from deitkit.data.mltable import MLTABLE_FILE, read_mltable_spec
 from deitkit.data.text import read_text
 from deitkit.errors import ConfigError, DataError
 
-# Schemes an Azure job reads an image_url from (azureml: a datastore; the others: storage).
-REMOTE_SCHEMES = ("azureml", "https", "http", "wasbs", "wasb", "abfss", "abfs")
+# The one URL form deitkit's components fetch images from in a job (and Azure's mltable reads).
+LONG_AZUREML_URL = re.compile(
+    r"^azureml://subscriptions/[^/]+/resourcegroups/[^/]+/workspaces/[^/]+/datastores/[^/]+/paths/.",
+    re.I,
+)
 UPLOAD_FIX = (
     "upload the images first with `deitkit azure data upload {data} --name NAME`{what} and "
     "pass the azureml:NAME-training:VERSION / NAME-validation:VERSION it prints"
@@ -61,8 +66,8 @@ def rows(folder: Path) -> Iterator[Row]:
 def check_uploadable(folder: Path, *, flag: str) -> None:
     """Refuse an MLTable folder whose images Azure would not find once the folder is uploaded.
 
-    Accepted: each `image_url` a URL with one of REMOTE_SCHEMES, or a relative path that stays
-    inside `folder`; the JSONL files themselves inside `folder`.
+    Accepted: each `image_url` a long-form `azureml://` datastore URL, or a relative path that
+    stays inside `folder`; the JSONL files themselves inside `folder`.
 
     Raises:
         ConfigError: one line naming the first row that leaves the folder, and the fix.
@@ -142,11 +147,17 @@ def _problem(url: str, base: Path, folder: Path) -> str | None:
     """Why an Azure job could not read `url` from the uploaded `folder`; None when it can."""
     scheme = _SCHEME.match(url)
     if scheme and len(scheme["scheme"]) > 1:  # one letter is a Windows drive, not a scheme
-        if scheme["scheme"] in REMOTE_SCHEMES:
+        if LONG_AZUREML_URL.match(url):
             return None
+        if scheme["scheme"].lower() == "azureml":
+            return (
+                "is a short azureml:// URL, which Azure's mltable reads as nothing; use the long "
+                "form azureml://subscriptions/S/resourcegroups/G/workspaces/W/datastores/D/paths/P"
+            )
         return (
-            f"has a scheme Azure jobs do not read images from (use one of "
-            f"{', '.join(s + '://' for s in REMOTE_SCHEMES)}, or a path inside the folder)"
+            "is a URL deitkit's components do not fetch images from (use a long-form "
+            "azureml://subscriptions/.../datastores/D/paths/P URL, as `deitkit azure data upload` "
+            "writes, or a path inside the folder)"
         )
     if not Path(url).is_absolute() and _inside(base / url, folder):
         return None

@@ -8,17 +8,15 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from deitkit.cache import cache_dir
+
 
 def staging_dir(*parts: str) -> Path:
     """`$DEITKIT_CACHE/azure/PARTS` (else `$XDG_CACHE_HOME/deitkit/...`, `~/.cache/deitkit/...`).
 
     The same cache `deitkit data` extracts zips into; what was uploaded stays there to be read.
     """
-    if env := os.environ.get("DEITKIT_CACHE"):
-        root = Path(env)
-    else:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deitkit"
-    return root.joinpath("azure", *parts)
+    return cache_dir("azure", *parts)
 
 
 def write_folder(dest: Path, write: Callable[[Path], object], *, replace: bool) -> Path:

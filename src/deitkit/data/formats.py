@@ -14,7 +14,9 @@ import logging
 import os
 from pathlib import Path
 
+from deitkit.cache import cache_dir
 from deitkit.data.dataset import Example, ImageDataset
+from deitkit.data.datastore import datastore_for
 from deitkit.data.folders import LABELS_CSV, read_class_folders, read_multilabel_folder
 from deitkit.data.jsonl import read_jsonl
 from deitkit.data.mltable import MLTABLE_FILE, read_mltable_spec
@@ -118,7 +120,8 @@ def _read(path: Path, layout: str, log: ProblemLog) -> tuple[Path, list[Example]
     if layout == "multilabel-folder":
         return path, read_multilabel_folder(path, log), True
     if layout == "jsonl":
-        rows = read_jsonl(path, root=path.parent, log=log)
+        datastore = datastore_for([path], path.parent)
+        rows = read_jsonl(path, root=path.parent, log=log, datastore=datastore)
         return path.parent, rows.examples, rows.multilabel
     folder = path if path.is_dir() else path.parent
     spec = read_mltable_spec(folder)
@@ -127,7 +130,11 @@ def _read(path: Path, layout: str, log: ProblemLog) -> tuple[Path, list[Example]
     for jsonl in spec.jsonl_files:
         if not is_inside(jsonl, root):
             raise DataError(f"{jsonl} lies outside the dataset root {root}", path=spec.file)
-        rows = read_jsonl(jsonl, root=root, log=log, invalid_lines=spec.invalid_lines)
+    datastore = datastore_for(spec.jsonl_files, root)
+    for jsonl in spec.jsonl_files:
+        rows = read_jsonl(
+            jsonl, root=root, log=log, invalid_lines=spec.invalid_lines, datastore=datastore
+        )
         examples.extend(rows.examples)
         multilabel = multilabel or rows.multilabel
     return root, examples, multilabel
@@ -188,12 +195,6 @@ def _locate(example: Example, root: Path) -> tuple[Path, int | None]:
     return example.path, None
 
 
-def _cache_dir() -> Path:
-    if env := os.environ.get("DEITKIT_CACHE"):
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deitkit"
-
-
 def _extracted(zip_path: Path) -> Path:
     """Extract `zip_path` once into the cache, keyed by its SHA-256; later reads reuse it."""
     from deitkit.data.archive import extract_zip
@@ -202,7 +203,7 @@ def _extracted(zip_path: Path) -> Path:
     with zip_path.open("rb") as file:
         while chunk := file.read(1 << 20):
             digest.update(chunk)
-    dest = _cache_dir() / "extracted" / digest.hexdigest()
+    dest = cache_dir() / "extracted" / digest.hexdigest()
     # extract_zip renames a finished staging folder into place, so a folder there is complete.
     if dest.is_dir() and any(dest.iterdir()):
         return dest

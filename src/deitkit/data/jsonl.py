@@ -26,14 +26,20 @@ class JsonlRows:
 
 
 def read_jsonl(
-    path: Path, *, root: Path, log: ProblemLog, invalid_lines: InvalidLines = "error"
+    path: Path,
+    *,
+    root: Path,
+    log: ProblemLog,
+    invalid_lines: InvalidLines = "error",
+    datastore: Path | None = None,
 ) -> JsonlRows:
     """Read one JSONL annotation file; relative image paths resolve against its folder.
 
     `"label": "can"` is one label; `"label": ["can", "carton"]` makes the file multilabel
     (an empty list is an image with none of the labels). Other keys (`image_details`, …) are
     ignored. Lines that are not JSON are errors, or warnings and skipped when
-    `invalid_lines="drop"` (MLTable's `read_json_lines` option).
+    `invalid_lines="drop"` (MLTable's `read_json_lines` option). `azureml://` image URLs
+    resolve in `datastore` when given (`deitkit.data.datastore.datastore_for`).
 
     Raises:
         DataError: when the file cannot be read or is not UTF-8 (entry-level problems go to `log`).
@@ -55,7 +61,9 @@ def read_jsonl(
             continue
         try:
             labels, is_list = _parse_row(row)
-            image = resolve_reference(row["image_url"], base=path.parent, root=root)
+            image = resolve_reference(
+                row["image_url"], base=path.parent, root=root, datastore=datastore
+            )
         except DataError as err:
             log.error(err.reason, path=path, line=number)
             continue

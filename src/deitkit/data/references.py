@@ -57,17 +57,34 @@ def datastore_path(uri: str, datastore_root: str | Path) -> Path | None:
     return Path(os.path.normpath(Path(datastore_root).absolute())).joinpath(match["ds"], *parts)
 
 
-def resolve_reference(ref: object, *, base: Path, root: Path) -> Path:
+def is_azureml_uri(ref: str) -> bool:
+    """True for an `azureml://[...workspaces/<ws>/]datastores/<ds>/paths/<p>` URI."""
+    return _AZUREML_URI.match(ref) is not None
+
+
+def resolves_under_root(uri: str, root: Path) -> bool:
+    """True when a trailing part of the datastore URI's path is a file under `root`."""
+    try:
+        _resolve_azureml(uri, unquote(_AZUREML_URI.match(uri)["path"]), root)
+    except (DataError, TypeError):
+        return False
+    return True
+
+
+def resolve_reference(
+    ref: object, *, base: Path, root: Path, datastore: Path | None = None
+) -> Path:
     """Turn an image reference from an annotation file into an existing file inside `root`.
 
     Args:
         ref: the value as written: a relative or absolute local path, a `file://` URI, or an
-            `azureml://.../datastores/<ds>/paths/<p>` URI. With `$DEITKIT_AZUREML_DATASTORE_ROOT`
-            set, such a URI is the file `<that folder>/<ds>/<p>` (which may lie outside `root`,
-            as the datastore does on Azure); without it, the local file at the longest
-            trailing part of `<p>` that exists under `root`.
+            `azureml://.../datastores/<ds>/paths/<p>` URI. With `datastore`, such a URI is the
+            file `<datastore>/<ds>/<p>` (which may lie outside `root`, as the datastore does
+            on Azure); without it, the local file at the longest trailing part of `<p>` that
+            exists under `root`.
         base: the folder relative paths resolve from (the annotation file's folder).
         root: the dataset root; nothing outside it (or the datastore folder) may be read.
+        datastore: a local folder laid out as `<ds>/<p>` (see `deitkit.data.datastore`).
 
     Returns:
         The absolute, lexically normalised path (symlinks inside the root are kept as named).
@@ -78,8 +95,8 @@ def resolve_reference(ref: object, *, base: Path, root: Path) -> Path:
     if not isinstance(ref, str) or not ref.strip():
         raise DataError(f"image reference must be a non-empty string, found {ref!r}")
     match = _AZUREML_URI.match(ref)
-    if match and os.environ.get(DATASTORE_ROOT_ENV):
-        return _resolve_in_datastore(ref, Path(os.environ[DATASTORE_ROOT_ENV]))
+    if match and datastore is not None:
+        return _resolve_in_datastore(ref, datastore)
     if match:
         return _resolve_azureml(ref, unquote(match["path"]), root)
     scheme = urlparse(ref).scheme.lower()
@@ -101,8 +118,7 @@ def _resolve_in_datastore(ref: str, datastore: Path) -> Path:
     assert candidate is not None, ref  # callers matched _AZUREML_URI
     if not candidate.exists():
         raise DataError(
-            f"{ref!r}: no such file in the local datastore (looked for {candidate}; "
-            f"${DATASTORE_ROOT_ENV} is {datastore})"
+            f"{ref!r}: no such file in the local datastore {datastore} (looked for {candidate})"
         )
     return _check_file(ref, candidate, datastore)
 

@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import os
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,12 @@ JOB_RUN_ENV = "MLFLOW_RUN_ID"
 def configured_uri() -> str | None:
     """MLFLOW_TRACKING_URI when MLflow can use it here.
 
-    Azure ML jobs set an `azureml://` URI, which needs the azureml-mlflow plugin; its releases
-    pin older mlflow versions, so without it runs are logged locally instead of failing.
+    Azure ML jobs set an `azureml://` URI, which only the azureml-mlflow plugin opens. The
+    training extra and the training environment install it; an environment without it (e.g.
+    deitkit installed without the training extra) logs locally instead of failing the job.
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri and uri.startswith("azureml:") and importlib.util.find_spec("azureml.mlflow") is None:
+    if uri and uri.startswith("azureml:") and find_spec("azureml.mlflow") is None:
         log.warning("MLFLOW_TRACKING_URI %s needs azureml-mlflow; logging to OUT instead", uri)
         return None
     return uri or None
