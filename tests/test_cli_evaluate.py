@@ -97,3 +97,33 @@ def test_unknown_label_is_a_clear_error(model_dir, colour_folders, tmp_path):
     assert isinstance(result.exception, DataError)
     assert "purple/1.png: label 'purple'" in str(result.exception)
     assert "not one of the model's labels (blue, green, red)" in str(result.exception)
+
+
+def test_in_a_job_the_metrics_and_figures_go_to_the_jobs_run(
+    model_dir, colour_folders, tmp_path, monkeypatch
+):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("job", artifact_location=(tmp_path / "art").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # as Azure ML sets them in every job
+    monkeypatch.setenv("MLFLOW_RUN_ID", run_id)
+
+    result = run("--model", model_dir, "--data", colour_folders, "--output", tmp_path / "e")
+
+    assert result.exit_code == 0, result.output
+    assert "logged to the job's run" in result.stdout.splitlines()[-1]
+    metrics = json.loads((tmp_path / "e/metrics.json").read_text())
+    assert client.get_run(run_id).data.metrics["accuracy"] == metrics["accuracy"]
+    logged = {a.path for a in client.list_artifacts(run_id, "artifacts")}
+    assert {"artifacts/confusion_matrix.png", "artifacts/per_class.png"} <= logged
+    assert "metrics.json" in {a.path for a in client.list_artifacts(run_id)}
+
+
+def test_outside_a_job_nothing_is_logged(model_dir, colour_folders, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    result = run("--model", model_dir, "--data", colour_folders, "--output", tmp_path / "e")
+    assert result.exit_code == 0, result.output
+    assert "mlflow" not in result.stdout

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import write_images
 
 from deitkit.data import datastore
 from deitkit.data.formats import read_dataset
 from deitkit.data.references import DATASTORE_ROOT_ENV, datastore_path
 from deitkit.errors import DataError
-from tests.helpers import write_images
 
 WORKSPACE = "azureml://subscriptions/s/resourcegroups/g/workspaces/w"
 MLTABLE = """paths:

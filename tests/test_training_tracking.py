@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import version
 
 from deitkit.assets.manifest import default_manifest_path
+from deitkit import job_run
 from deitkit.training import tracking
 
 AZUREML_URI = (
@@ -45,7 +46,7 @@ def test_the_training_environment_opens_azure_ml_tracking_uris(monkeypatch, tmp_
 
 
 def test_an_azureml_uri_without_the_plugin_falls_back_to_the_output(monkeypatch, tmp_path):
-    monkeypatch.setattr(tracking, "find_spec", lambda name: None)
+    monkeypatch.setattr(job_run, "find_spec", lambda name: None)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", AZUREML_URI)
     assert tracking.tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
 

@@ -69,6 +69,7 @@ def evaluate(
     from deitkit.evaluation import ARTIFACTS_DIR, METRICS_FILE
     from deitkit.evaluation import evaluate as run_evaluation
     from deitkit.inference import MAX_BATCH_SIZE, load_classifier
+    from deitkit.job_run import log_to_job_run
 
     classifier = load_classifier(
         model_path, threshold=threshold, max_batch_size=batch_size or MAX_BATCH_SIZE
@@ -90,6 +91,11 @@ def evaluate(
         click.echo(f"{name:<{width}}  {_format(result.metrics[name])}{primary}")
     artifacts = f"{len(result.artifacts)} artifacts in {result.output / ARTIFACTS_DIR}"
     click.echo(f"{'output':<{width}}  {result.output / METRICS_FILE}; {artifacts}")
+    # In an Azure ML job (the evaluation component), the job's run shows them in Studio.
+    if log_to_job_run(
+        result.metrics, [result.output / METRICS_FILE, result.output / ARTIFACTS_DIR]
+    ):
+        click.echo(f"{'mlflow':<{width}}  logged to the job's run")
 
 
 def _format(value: float) -> str:

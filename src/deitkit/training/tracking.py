@@ -9,33 +9,16 @@ from __future__ import annotations
 import logging
 import math
 import os
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
+from deitkit.job_run import configured_uri, job_run_id
+
 log = logging.getLogger(__name__)
 
 EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "deitkit-finetune")
-# Set by Azure ML in every job (and by `deitkit azure run-local`): the run to log into.
-JOB_RUN_ENV = "MLFLOW_RUN_ID"
-
-
-def configured_uri() -> str | None:
-    """MLFLOW_TRACKING_URI when MLflow can use it here.
-
-    Azure ML jobs set an `azureml://` URI, which only the azureml-mlflow plugin opens. The
-    training extra and the training environment install it; an environment without it (e.g.
-    deitkit installed without the training extra) logs locally instead of failing the job.
-    """
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri and uri.startswith("azureml:") and find_spec("azureml.mlflow") is None:
-        log.warning("MLFLOW_TRACKING_URI %s needs azureml-mlflow; logging to OUT instead", uri)
-        return None
-    return uri or None
-
-
 def tracking_uri(output_dir: Path) -> str:
     """The store runs are logged to: the environment's, else a SQLite file inside OUT."""
     return configured_uri() or f"sqlite:///{output_dir.resolve()}/mlflow.db"
@@ -58,7 +41,7 @@ class MlflowTracker(TrainerCallback):
 
         uri = tracking_uri(self.output_dir)
         client = MlflowClient(tracking_uri=uri)
-        job_run = os.environ.get(JOB_RUN_ENV, "").strip() if configured_uri() else ""
+        job_run = job_run_id()
         if job_run:
             # Azure ML (and `deitkit azure run-local`) make the job's run and end it; what is
             # logged anywhere else never reaches the job's metrics tab.
