@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import io
 import json
@@ -262,3 +263,86 @@ def test_unusable_checkpoints_are_refused(tiny_checkpoint, tmp_path):
     with pytest.raises(ConfigError, match=r"no config\.json"):
         package_model(tmp_path, tmp_path / "d")
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+# --- Azure's no-code MLflow route installs the package's requirements and nothing else --------
+
+
+def _imports(path: Path) -> set[str]:
+    """Modules `path` imports anywhere (inside functions too), except under TYPE_CHECKING."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            assert node.level == 0, f"{path}: relative import"  # deitkit uses absolute ones
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def third_party_imports(code_root: Path, entry: Path) -> dict[str, set[str]]:
+    """Top-level third-party module -> the files importing it, over the packaged code `entry`
+    reaches (following every `deitkit.*` import into `code_root`)."""
+    todo, seen, found = [entry], set(), {}
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top == "deitkit":
+                parts = name.split(".")
+                for depth in range(1, len(parts) + 1):  # each package's __init__ runs too
+                    stem = code_root.joinpath(*parts[:depth])
+                    todo += [
+                        p for p in (stem / "__init__.py", stem.with_suffix(".py")) if p.is_file()
+                    ]
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                found.setdefault(top, set()).add(path.relative_to(code_root.parent).as_posix())
+    return found
+
+
+def uncovered(imports: dict[str, set[str]], requirements: list[str]) -> dict[str, set[str]]:
+    """The imported modules that no distribution named in `requirements` provides."""
+    from importlib.metadata import packages_distributions
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    provides = packages_distributions()
+    required = {canonicalize_name(Requirement(line).name) for line in requirements}
+    return {
+        module: files
+        for module, files in imports.items()
+        if not required & {canonicalize_name(d) for d in provides.get(module, [])}
+    }
+
+
+def test_the_requirements_cover_every_import_of_the_packaged_code(packaged):
+    _, model_dir = packaged
+    requirements = (model_dir / "requirements.txt").read_text().split()
+    imports = third_party_imports(model_dir / "code", model_dir / "pyfunc_model.py")
+
+    # The walk reaches the classifier through the pyfunc's function-level imports.
+    assert {"mlflow", "pandas", "torch", "transformers", "PIL", "numpy", "yaml", "psutil"} <= set(
+        imports
+    )
+    assert uncovered(imports, requirements) == {}
+    # Each requirement that provides an imported module is needed: without it, the check fails.
+    needed = {
+        line for line in requirements if uncovered(imports, [r for r in requirements if r != line])
+    }
+    assert needed == {line for line in requirements if not line.startswith("safetensors==")}
+    without_psutil = [line for line in requirements if not line.startswith("psutil==")]
+    assert uncovered(imports, without_psutil) == {"psutil": {"code/deitkit/inference/threads.py"}}

@@ -34,7 +34,9 @@ from deitkit.transforms import CONFIG_NAME as PREPROCESSOR_FILE
 log = logging.getLogger(__name__)
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
-# What `import deitkit.inference` and the pyfunc need at run time (pyyaml reads MLmodel files).
+# What `import deitkit.inference` and the pyfunc need at run time (pyyaml reads MLmodel files,
+# psutil sizes the thread pool). tests/test_packaging.py checks that these cover every import
+# of the packaged code the pyfunc reaches, so Azure's no-code MLflow route installs enough.
 RUNTIME_REQUIREMENTS = (
     "torch",
     "transformers",
@@ -43,6 +45,7 @@ RUNTIME_REQUIREMENTS = (
     "numpy",
     "pandas",
     "pyyaml",
+    "psutil",
     "mlflow-skinny",
 )
 
