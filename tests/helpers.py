@@ -29,14 +29,26 @@ def noisy_square(
 
 
 def save_tiny_checkpoint(
-    folder: Path, model_type: str = "deit", *, labels=None, distilled=False
+    folder: Path,
+    model_type: str = "deit",
+    *,
+    labels=None,
+    distilled=False,
+    weight_std: float | None = None,
+    **fields,
 ) -> Path:
-    """A random 2-layer, 32-wide checkpoint at 16 px with a preprocessor_config.json."""
+    """A random 2-layer, 32-wide checkpoint with a preprocessor_config.json.
+
+    At 16 px with patch 4 unless `fields` override those (or any other config field).
+    `weight_std` redraws every weight from N(0, weight_std): with transformers' 0.02 init a
+    tiny model answers nearly the same for every input, which hides a misplaced weight.
+    """
+    import torch
     import transformers
 
     from deitkit.transforms import EvalTransform
 
-    config = transformers.AutoConfig.for_model(model_type, **TINY_SHAPE)
+    config = transformers.AutoConfig.for_model(model_type, **{**TINY_SHAPE, **fields})
     if labels:
         config.num_labels = len(labels)
         config.id2label = dict(enumerate(labels))
@@ -48,9 +60,15 @@ def save_tiny_checkpoint(
         "vit": "ViTForImageClassification",
         "beit": "BeitForImageClassification",
     }[model_type]
-    getattr(transformers, cls_name)(config).save_pretrained(folder)
+    model = getattr(transformers, cls_name)(config)
+    if weight_std is not None:
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for param in model.parameters():
+                param.copy_(torch.randn(param.shape, generator=generator) * weight_std)
+    model.save_pretrained(folder)
     (folder / "preprocessor_config.json").write_text(
-        json.dumps(EvalTransform.for_image_size(16).to_config())
+        json.dumps(EvalTransform.for_image_size(config.image_size).to_config())
     )
     return folder
 

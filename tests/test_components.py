@@ -167,3 +167,11 @@ def test_minus_one_sizes_reach_the_cli_as_minus_one(monkeypatch):
     assert args[args.index("--image-width") + 1] == "-1"
     assert args[args.index("--image-height") + 1] == "-1"
     assert _config(args, monkeypatch).image_size == -1
+
+
+def test_another_size_reaches_the_cli_as_that_size(monkeypatch):
+    # Not the checkpoint's own: trained and served at it (tests/test_training_run.py).
+    spec = _spec("finetune")
+    given = {"training_data": "/t", "task_name": "image-classification"}
+    args = _render(spec, {**given, "image_width": 384, "image_height": 384})
+    assert _config(args, monkeypatch).image_size == 384

@@ -1,4 +1,4 @@
-"""Model references: scratch architectures at their own or a requested input size."""
+"""Model references: scratch architectures and checkpoints at their own or a requested size."""
 
 from __future__ import annotations
 
@@ -48,9 +48,27 @@ def test_load_model_builds_a_scratch_model_at_its_own_size(requested):
     assert model.config.image_size == 16 and model.config.num_labels == 2
 
 
-def test_load_model_keeps_a_checkpoints_own_size_and_refuses_another(tiny_checkpoint):
-    folder = tiny_checkpoint("vit")
-    model = load_model(str(folder), labels=("a", "b"), task=Task.MULTICLASS, image_size=-1)
-    assert model.config.image_size == 16
-    with pytest.raises(ConfigError, match="--image-size 32 differs from"):
-        load_model(str(folder), labels=("a", "b"), task=Task.MULTICLASS, image_size=32)
+def test_load_model_keeps_a_checkpoints_own_size_or_resizes_it(tiny_checkpoint):
+    folder = tiny_checkpoint("vit")  # 16 px, patch 4
+    own = load_model(str(folder), labels=("a", "b"), task=Task.MULTICLASS, image_size=-1)
+    assert own.config.image_size == 16
+    resized = load_model(str(folder), labels=("a", "b"), task=Task.MULTICLASS, image_size=32)
+    assert resized.config.image_size == 32 and resized.config.num_labels == 2
+    assert resized.vit.embeddings.position_embeddings.shape == (1, 8 * 8 + 1, 32)
+
+
+@pytest.mark.parametrize(
+    ("kind", "size", "message"),
+    [
+        ("checkpoint", 2, r"--image-size 2 is smaller than the patch size 4 of "),
+        ("checkpoint", 18, r"--image-size 18 is not a multiple of the patch size 4 of .*16 or 20"),
+        ("scratch", 8, r"--image-size 8 is smaller than the patch size 16 of scratch:deit-tiny:"),
+    ],
+)
+def test_load_model_refuses_a_size_the_model_cannot_take(kind, size, message, tiny_checkpoint):
+    if kind == "scratch":
+        ref = f"scratch:deit-tiny:patch_size=16,{TINY}"
+    else:
+        ref = str(tiny_checkpoint("deit"))
+    with pytest.raises(ConfigError, match=message):
+        load_model(ref, labels=("a", "b"), task=Task.MULTICLASS, image_size=size)

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForImageClassification, DeiTForImageClassification
+from helpers import COLOURS, noisy_square
+from safetensors.torch import load_file
+from transformers import AutoConfig, AutoModelForImageClassification, DeiTForImageClassification
 
 from deitkit.errors import ConfigError, DataError
+from deitkit.inference.packaged import packaged_checkpoint
+from deitkit.models import finetunable_class, load_model
 from deitkit.tasks import Task
 from deitkit.training.config import FinetuneConfig
 from deitkit.training.run import finetune
+from deitkit.transforms import EvalTransform
 
 TRAINER_BLOCK = ("epoch", "train_loss", "train_runtime", "train_samples_per_second",
                  "train_steps_per_second", "total_flos")  # fmt: skip
@@ -201,12 +209,107 @@ def test_minus_one_and_no_size_train_at_the_models_own_size(
     assert preprocessing["crop_size"] == {"height": 16, "width": 16}
 
 
-def test_a_pretrained_model_refuses_another_size_before_training(
+# --- another size: the checkpoint's position weights resized, trained and served at that size ----
+
+
+def _served_and_images(package: Path, size: int):
+    """`package` loaded as the endpoints load it, and its answers for base64 PNGs of `size` px."""
+    from deitkit.inference import load_classifier
+
+    rng = np.random.default_rng(3)
+    images = [noisy_square(rng, colour, size=size) for colour in COLOURS.values()]
+    encoded = []
+    for image in images:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        encoded.append(base64.b64encode(buffer.getvalue()).decode())
+    classifier = load_classifier(package, dtype="fp32")
+    served = torch.tensor([p.probs for p in classifier.predict_inputs(encoded)])
+    return classifier, served, images
+
+
+@pytest.mark.parametrize(
+    ("model_type", "fields", "size"),
+    [
+        ("deit", {"distilled": True, "image_size": 32, "patch_size": 8}, 48),
+        ("vit", {"image_size": 64, "patch_size": 16}, 32),
+        ("beit", {"image_size": 32, "patch_size": 8, "use_relative_position_bias": True}, 48),
+    ],
+)
+def test_a_checkpoint_fine_tuned_at_another_size_serves_as_it_interpolated(
+    model_type, fields, size, tiny_checkpoint, colour_folders, tmp_path
+):
+    """The package answers as the checkpoint run at `size` with interpolate_pos_encoding=True.
+
+    One step whose learning rate is 0 (the first step of the warmup) runs the whole job at
+    `size` and leaves the weights where they started, so the reference is computed from the
+    same weights: the checkpoint's own, at its own size, plus the package's head (new for the
+    distilled checkpoint, whose two heads make way for one).
+    """
+    checkpoint = tiny_checkpoint(model_type, labels=list(COLOURS), weight_std=0.5, **fields)
+    result = _run(checkpoint, colour_folders, tmp_path / "out", Task.MULTICLASS,
+                  image_size=size, max_steps=1, warmup_steps=1)  # fmt: skip
+    classifier, served, images = _served_and_images(result.mlflow_model_dir, size)
+
+    own = EvalTransform.from_pretrained(checkpoint)
+    assert classifier.model.config.image_size == size  # runs natively at `size`
+    assert classifier.transform == own.scaled_to(size)
+    recorded = json.loads((result.model_dir / "preprocessor_config.json").read_text())
+    assert recorded["crop_size"] == {"height": size, "width": size}
+    reference = finetunable_class(AutoConfig.from_pretrained(checkpoint)).from_pretrained(
+        checkpoint
+    )
+    package_weights = load_file(packaged_checkpoint(result.mlflow_model_dir) / "model.safetensors")
+    head = {k: v for k, v in package_weights.items() if k.startswith("classifier.")}
+    assert not reference.load_state_dict(head, strict=False).unexpected_keys
+    assert reference.config.image_size == fields["image_size"]
+    with torch.no_grad():
+        pixels = own.scaled_to(size)(images)
+        logits = reference.eval()(pixel_values=pixels, interpolate_pos_encoding=True).logits
+    torch.testing.assert_close(served, logits.softmax(-1), rtol=0, atol=1e-5)
+
+
+def test_training_at_another_size_trains_the_resized_weights(
     tiny_checkpoint, colour_folders, tmp_path
 ):
-    with pytest.raises(ConfigError, match=r"--image-size 32 differs from .*own input size 16x16"):
-        _run(tiny_checkpoint("vit"), colour_folders, tmp_path / "out", Task.MULTICLASS,
-             image_size=32)  # fmt: skip
+    checkpoint = tiny_checkpoint("deit", labels=list(COLOURS), image_size=32, patch_size=8)
+    result = _run(checkpoint, colour_folders, tmp_path / "out", Task.MULTICLASS,
+                  image_size=48, epochs=2, learning_rate=3e-3, train_batch_size=4)  # fmt: skip
+    start = load_model(str(checkpoint), labels=list(COLOURS), task=Task.MULTICLASS, image_size=48)
+    trained = AutoModelForImageClassification.from_pretrained(result.model_dir).eval()
+    classifier, served, images = _served_and_images(result.mlflow_model_dir, 48)
+
+    positions = "deit.embeddings.position_embeddings"
+    assert trained.state_dict()[positions].shape == (1, 6 * 6 + 2, 32)  # a 6x6 grid of 8 px
+    assert not torch.allclose(trained.state_dict()[positions], start.state_dict()[positions])
+    with torch.no_grad():  # no flag: the saved checkpoint is a 48 px model
+        logits = trained(pixel_values=classifier.transform(images)).logits
+    torch.testing.assert_close(served, logits.softmax(-1), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        (8, "--image-size 8 is smaller than the patch size 16 of "),
+        (40, "--image-size 40 is not a multiple of the patch size 16 of "),
+    ],
+)
+def test_a_size_the_checkpoint_cannot_take_stops_before_anything_is_written(
+    size, message, tiny_checkpoint, colour_folders, tmp_path
+):
+    from click.testing import CliRunner
+
+    from deitkit.cli.main import cli
+
+    checkpoint = tiny_checkpoint("deit", image_size=32, patch_size=16)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["finetune", "--model", str(checkpoint), "--train",
+                                      str(colour_folders), "--output", str(out), "--image-width",
+                                      str(size), "--image-height", str(size)])  # fmt: skip
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if not line.startswith("INFO ")]
+    assert len(errors) == 1 and errors[0].startswith("error: " + message), result.output
+    assert not out.exists()
 
 
 def test_no_resume_accepts_a_folder_holding_only_this_runs_config(tmp_path):

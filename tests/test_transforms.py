@@ -186,6 +186,36 @@ def test_for_image_size_uses_deits_crop_ratio():
     assert transform.min_size == (68, 68)
 
 
+@pytest.mark.parametrize(
+    ("config", "size", "resize", "crop"),
+    [
+        (DEIT_CONFIG, 384, Resize(height=438, width=438), (384, 384)),  # 256/224 kept
+        (DEIT_CONFIG, 112, Resize(height=128, width=128), (112, 112)),
+        (VIT_CONFIG, 384, Resize(height=384, width=384), None),  # no crop: resized to the size
+        (SHORTEST_EDGE_CONFIG, 448, Resize(shortest_edge=512), (448, 448)),
+    ],
+)
+def test_scaled_to_keeps_the_resize_to_crop_ratio(config, size, resize, crop):
+    transform = EvalTransform.from_config(config)
+    scaled = transform.scaled_to(size)
+    assert (scaled.resize, scaled.crop) == (resize, crop)
+    assert scaled.output_size == (size, size)
+    assert (scaled.mean, scaled.std, scaled.resample) == (
+        transform.mean,
+        transform.std,
+        transform.resample,
+    )
+    assert EvalTransform.from_config(scaled.to_config()) == scaled  # recorded as it runs
+
+
+def test_scaled_to_for_deits_recipe_is_the_recipe_at_that_size():
+    assert EvalTransform.for_image_size(32).scaled_to(48) == EvalTransform.for_image_size(48)
+    transform = EvalTransform.from_config(DEIT_CONFIG)
+    assert transform.scaled_to(224) is transform
+    with pytest.raises(ConfigError, match="positive integer, got 0"):
+        transform.scaled_to(0)
+
+
 def test_min_size_keeps_results_when_a_decoder_drafts(images):
     jpeg = _encode(images[3], "JPEG", quality=90)
     transform = EvalTransform.from_config(DEIT_CONFIG)

@@ -12,6 +12,7 @@ from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
 
 from deitkit.errors import ConfigError
+from deitkit.input_size import at_input_size, check_input_size
 from deitkit.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -172,20 +173,24 @@ def load_model(
 ) -> PreTrainedModel:
     """Load `ref` for fine-tuning on `labels`; the head is replaced when the label set differs.
 
-    `image_size` None or -1 keeps the model's own input size; a pretrained model takes no other.
+    `image_size` None or -1 keeps the model's own input size. A pretrained model at another
+    size has its position weights resized (`deitkit.input_size.at_input_size`), so it runs
+    natively at that size.
+
+    Raises:
+        ConfigError: a size the model cannot take (`deitkit.input_size.check_input_size`).
     """
     source = parse_model_ref(ref)
     fields = label_config(labels, task)
     if source.kind == "scratch":
         config = scratch_config(source, image_size)
+        check_input_size(config, config.image_size, ref=ref)
         config.update(fields)
         return finetunable_class(config)(config)
     config = AutoConfig.from_pretrained(source.ref)
-    if image_size not in (None, OWN_SIZE, config.image_size):
-        raise ConfigError(
-            f"--image-size {image_size} differs from {ref}'s {config.image_size}; "
-            "use the checkpoint's size (or -1) for a pretrained model"
-        )
+    size = None if image_size in (None, OWN_SIZE) else image_size
+    if size is not None:
+        check_input_size(config, size, ref=ref)
     same_head = config.num_labels == len(labels) and [
         config.id2label[i] for i in range(config.num_labels)
     ] == list(labels)
@@ -194,6 +199,7 @@ def load_model(
             "replacing the %d-label head of %s with %d labels", config.num_labels, ref, len(labels)
         )
     config.update(fields)
-    return finetunable_class(config).from_pretrained(
+    model = finetunable_class(config).from_pretrained(
         source.ref, config=config, ignore_mismatched_sizes=not same_head
     )
+    return model if size is None else at_input_size(model, size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +212,30 @@ class EvalTransform:
             _parse_channels(mean, "mean", "for_image_size"),
             _parse_channels(std, "std", "for_image_size"),
         )
+
+    def scaled_to(self, size: int) -> EvalTransform:
+        """This preprocessing for `size` x `size` outputs, keeping its resize-to-crop ratio.
+
+        The crop becomes `size`; a resize before a crop is scaled by the same factor (rounded
+        down, as `for_image_size` does: DeiT's 256 → 224 becomes 438 → 384); a resize with no
+        crop becomes `size` x `size`. Mean, std, resampling and processor type are kept.
+        """
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError(f"image size must be a positive integer, got {size!r}")
+        height, width = self.output_size
+        if (height, width) == (size, size):
+            return self
+        resize = self.resize
+        if resize is not None and self.crop is None:
+            resize = Resize(height=size, width=size)
+        elif resize is not None and resize.shortest_edge is not None:
+            resize = Resize(shortest_edge=resize.shortest_edge * size // min(height, width))
+        elif resize is not None:
+            resize = Resize(
+                height=resize.height * size // height, width=resize.width * size // width
+            )
+        crop = (size, size) if self.crop is not None else None
+        return replace(self, resize=resize, crop=crop)
 
     @property
     def output_size(self) -> tuple[int, int]:

@@ -111,7 +111,7 @@ class FinetuneConfig:
     )
     image_size: int | None = _option(
         None,
-        help="Square input size; -1 = the checkpoint's own.",
+        help="Square input size; -1 = the model's own; another size resizes a checkpoint to it.",
         show_default="the checkpoint's own; 224 for scratch models",
     )
     epochs: int = _option(15, help="Training epochs.")

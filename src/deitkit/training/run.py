@@ -10,15 +10,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
+from transformers import AutoConfig, EarlyStoppingCallback, TrainerCallback, set_seed
 from transformers.trainer_callback import ProgressCallback
 from transformers.utils import cached_file
 
 from deitkit.data.dataset import ImageDataset
 from deitkit.data.validate import check_compatible, validate_dataset
 from deitkit.errors import ConfigError, DataError
+from deitkit.input_size import check_input_size
 from deitkit.metrics import compute_metrics
-from deitkit.models import OWN_SIZE, load_model, parse_model_ref, scratch_image_size
+from deitkit.models import OWN_SIZE, load_model, parse_model_ref, scratch_config
 from deitkit.packaging import package_model
 from deitkit.precision import Precision
 from deitkit.tasks import Task
@@ -89,27 +90,31 @@ def _checked(path: str, task: Task, flag: str) -> ImageDataset:
 
 
 def eval_transform_for(config: FinetuneConfig) -> EvalTransform:
-    """The checkpoint's own preprocessing, or DeiT's recipe at --image-size for scratch models.
+    """The preprocessing the model trains and serves with, at --image-size where one is given.
 
     --image-size None or -1 is the model's own size: a scratch model's (`scratch_image_size`),
-    or the crop of a checkpoint's preprocessing, which a pretrained model keeps.
+    or the crop of a checkpoint's preprocessing. Another size scales a checkpoint's
+    preprocessing to it (`EvalTransform.scaled_to`); `load_model` resizes the model to match.
+
+    Raises:
+        ConfigError: a size the model cannot take, before anything is written.
     """
     source = parse_model_ref(config.model)
     if source.kind == "scratch":
-        return EvalTransform.for_image_size(scratch_image_size(source, config.image_size))
+        model_config = scratch_config(source, config.image_size)
+        check_input_size(model_config, model_config.image_size, ref=config.model)
+        return EvalTransform.for_image_size(model_config.image_size)
     if source.kind == "local":
         if not (Path(source.ref) / CONFIG_NAME).is_file():
             raise ConfigError(f"--model {config.model}: the checkpoint has no {CONFIG_NAME}")
         transform = EvalTransform.from_pretrained(source.ref)
     else:
         transform = EvalTransform.from_pretrained(cached_file(source.ref, CONFIG_NAME))
-    own = transform.output_size
-    if config.image_size not in (None, OWN_SIZE) and (config.image_size,) * 2 != own:
-        raise ConfigError(
-            f"--image-size {config.image_size} differs from {config.model}'s own input size "
-            f"{own[1]}x{own[0]}; a pretrained model trains at its own size (give -1 or nothing)"
-        )
-    return transform
+    size = config.image_size
+    if size in (None, OWN_SIZE) or (size, size) == transform.output_size:
+        return transform
+    check_input_size(AutoConfig.from_pretrained(source.ref), size, ref=config.model)
+    return transform.scaled_to(size)
 
 
 def _metrics_fn(task: Task, labels: tuple[str, ...]):
@@ -144,8 +149,8 @@ def build(config: FinetuneConfig) -> Job:
     """Check the data and OUT, save the config, and set up model, data, arguments and Trainer."""
     train_data, validation_data = load_data(config)
     labels = train_data.labels
+    transform = eval_transform_for(config)  # refuses a size the model cannot take: OUT untouched
     _prepare_output(config, labels)
-    transform = eval_transform_for(config)
     model, precision, accelerator = _build_model(config, labels, transform)
     label2id = {label: i for i, label in enumerate(labels)}
     train_set = DecodedImages(train_data, label2id=label2id, transform=transform, train=True)
