@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
+from transformers import AutoConfig, EarlyStoppingCallback, TrainerCallback, set_seed
 from transformers.trainer_callback import ProgressCallback
 from transformers.utils import cached_file
 
@@ -98,9 +98,11 @@ def eval_transform_for(config: FinetuneConfig) -> EvalTransform:
     if source.kind == "scratch":
         return EvalTransform.for_image_size(scratch_image_size(source, config.image_size))
     if source.kind == "local":
-        if not (Path(source.ref) / CONFIG_NAME).is_file():
+        if not (Path(source.processor) / CONFIG_NAME).is_file():
             raise ConfigError(f"--model {config.model}: the checkpoint has no {CONFIG_NAME}")
-        transform = EvalTransform.from_pretrained(source.ref)
+        transform = EvalTransform.from_pretrained(
+            source.processor, model_type=AutoConfig.from_pretrained(source.ref).model_type
+        )
     else:
         transform = EvalTransform.from_pretrained(cached_file(source.ref, CONFIG_NAME))
     own = transform.output_size
@@ -144,8 +146,8 @@ def build(config: FinetuneConfig) -> Job:
     """Check the data and OUT, save the config, and set up model, data, arguments and Trainer."""
     train_data, validation_data = load_data(config)
     labels = train_data.labels
+    transform = eval_transform_for(config)  # a model deitkit cannot read: nothing is written
     _prepare_output(config, labels)
-    transform = eval_transform_for(config)
     model, precision, accelerator = _build_model(config, labels, transform)
     label2id = {label: i for i, label in enumerate(labels)}
     train_set = DecodedImages(train_data, label2id=label2id, transform=transform, train=True)
