@@ -188,3 +188,15 @@ def test_an_import_output_that_names_no_model_is_refused(tmp_path):
 def test_what_is_no_model_at_all_is_refused(tmp_path):
     assert "a folder, not a model" in refused(tmp_path)
     assert "not found" in refused(tmp_path / "missing")
+
+
+def test_a_deitkit_package_flattened_by_azure_model_import_is_read(tmp_path):
+    from deitkit.packaging import package_model
+
+    checkpoint = save_tiny_checkpoint(tmp_path / "checkpoint", labels=LABELS)
+    package = package_model(checkpoint, tmp_path / "package")
+    imported = azure_model_import(package, tmp_path / "imported")
+    files = model_files(imported)
+    flat = (imported / "model").resolve()
+    assert (files.layout, files.weights, files.processor) == (Layout.DEITKIT, flat, flat)
+    assert load_classifier(imported, dtype="fp32").labels == LABELS

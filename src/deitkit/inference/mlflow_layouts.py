@@ -140,6 +140,8 @@ def _deitkit_files(model_dir: Path, artifact: Any) -> ModelFiles:
             "was it made by `deitkit package`?"
         )
     folder = _inside(model_dir, relative, f"the {CHECKPOINT_ARTIFACT} path")
+    if not folder.is_dir() and (model_dir / CONFIG_FILE).is_file():
+        folder = model_dir  # flattened by Azure's model import, as below
     if not has_safetensors(folder):
         raise ConfigError(f"{folder}: a packaged checkpoint must hold safetensors weights")
     return ModelFiles(model_dir, folder, folder, Layout.DEITKIT)
@@ -162,7 +164,8 @@ def _transformers_files(model_dir: Path, flavor: dict[str, Any]) -> ModelFiles:
         )
     weights = _inside(model_dir, binary, "model_binary")
     if not (weights / CONFIG_FILE).is_file() and (model_dir / CONFIG_FILE).is_file():
-        # Azure's model import copies every file of the model into one flat folder.
+        # Azure's model import copies every file of the model into one flat folder, leaving
+        # MLmodel's paths behind: the weights and the preprocessing lie beside it.
         weights = model_dir
     if not (weights / CONFIG_FILE).is_file():
         raise ConfigError(f"{mlmodel}: model_binary {binary!r} holds no {CONFIG_FILE}")
