@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +72,97 @@ def save_tiny_checkpoint(
     (folder / "preprocessor_config.json").write_text(
         json.dumps(EvalTransform.for_image_size(config.image_size).to_config())
     )
+    return folder
+
+
+# mlflow infers a transformers model's requirements by importing it, which pulls in torchvision
+# (not installable here); Azure's catalog models list theirs explicitly too.
+CATALOG_REQUIREMENTS = ["torch", "transformers", "pillow"]
+
+
+def save_catalog_model(folder: Path, *, labels=None) -> Path:
+    """A tiny random DeiT laid out as Azure's model catalog ships one.
+
+    `mlflow.transformers.save_model` of an image-classification pipeline: MLmodel with the
+    `transformers` flavor, the weights under model/, the image processor under
+    components/image_processor/. Labels default to blue, green, red.
+    """
+    import mlflow
+    import transformers
+
+    with tempfile.TemporaryDirectory() as temp:
+        checkpoint = save_tiny_checkpoint(Path(temp) / "ckpt", labels=labels or list(COLOURS))
+        pipeline = transformers.pipeline(
+            "image-classification",
+            model=transformers.AutoModelForImageClassification.from_pretrained(checkpoint),
+            image_processor=transformers.AutoImageProcessor.from_pretrained(checkpoint),
+        )
+        mlflow.transformers.save_model(pipeline, str(folder), pip_requirements=CATALOG_REQUIREMENTS)
+    return folder
+
+
+def azure_model_import(mlflow_model: Path, output_dir: Path) -> Path:
+    """What Azure's model-import step leaves for an MLflow model input: `output_dir`.
+
+    As azureml-acft's ModelSelector does: every file of the model copied into one flat folder
+    `model/`, and `model_selector_args.json` beside it naming that folder.
+    """
+    target = output_dir / "model"
+    target.mkdir(parents=True)
+    for file in sorted(p for p in mlflow_model.rglob("*") if p.is_file()):
+        shutil.copy2(file, target / file.name)
+    args = {"mlflow_model_path": "model", "pytorch_model_path": None, "model_name": "tiny-deit"}
+    (output_dir / "model_selector_args.json").write_text(json.dumps(args, indent=2))
+    return output_dir
+
+
+def save_text_classification_model(folder: Path) -> Path:
+    """A tiny random BERT text-classification pipeline saved with mlflow.transformers."""
+    import mlflow
+    import transformers
+
+    with tempfile.TemporaryDirectory() as temp:
+        vocab = Path(temp) / "vocab.txt"
+        vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good"]) + "\n")
+        config = transformers.BertConfig(
+            vocab_size=6, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            intermediate_size=16,
+        )  # fmt: skip
+        pipeline = transformers.pipeline(
+            "text-classification",
+            model=transformers.BertForSequenceClassification(config),
+            tokenizer=transformers.BertTokenizer(str(vocab)),
+        )
+        mlflow.transformers.save_model(pipeline, str(folder), pip_requirements=CATALOG_REQUIREMENTS)
+    return folder
+
+
+# The MLmodel of a catalog asset from 2023 (azureml-evaluate-mlflow's flavor).
+HFTRANSFORMERSV2_MLMODEL = """\
+flavors:
+  hftransformersv2:
+    code: null
+    hf_config_class: AutoConfig
+    hf_pretrained_class: AutoModelForImageClassification
+    hf_tokenizer_class: AutoImageProcessor
+    huggingface_id: facebook/deit-base-patch16-224
+    model_data: data
+    task_type: image-classification
+    transformers_version: 4.27.4
+  python_function:
+    data: data
+    env: conda.yaml
+    loader_module: azureml.evaluate.mlflow.hftransformers
+    python_version: 3.8.16
+mlflow_version: 2.3.1
+"""
+
+
+def save_hftransformersv2_model(folder: Path) -> Path:
+    """A model laid out as the catalog's older `hftransformersv2` assets (data/model, ...)."""
+    save_tiny_checkpoint(folder / "data" / "model", labels=list(COLOURS))
+    shutil.copytree(folder / "data" / "model", folder / "data" / "config")
+    (folder / "MLmodel").write_text(HFTRANSFORMERSV2_MLMODEL)
     return folder
 
 

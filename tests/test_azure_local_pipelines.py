@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import write_colour_folders, write_colour_multilabel
+from helpers import save_catalog_model, write_colour_folders, write_colour_multilabel
 from PIL import Image
 
 from deitkit.azure.local import LocalJobError, run_local, run_local_batch
@@ -143,6 +143,31 @@ def test_finetune_component_alone(finetuned, data, tracking_uri):
     metrics = json.loads((finetuned.outputs["pytorch_model_folder"] / "metrics.json").read_text())
     assert metrics["epoch"] == pytest.approx(1.0)
     _scores(finetuned.outputs["mlflow_model_folder"], data)
+
+
+@pytest.mark.parametrize(
+    ("task", "dataset"),
+    [("image-classification", "multiclass"), ("image-classification-multilabel", "multilabel")],
+)
+def test_finetune_component_starts_from_the_catalog_model(task, dataset, data, tracking_uri):
+    # Azure's catalog model as the mlflow_model input: mlflow.transformers, 4 other labels.
+    catalog = data["root"] / f"catalog-{dataset}"
+    save_catalog_model(catalog, labels=["tench", "goldfish", "great_white_shark", "tiger_shark"])
+    inputs = {
+        "training_data": data[dataset]["train"],
+        "task_name": task,
+        "mlflow_model": catalog,
+        "number_of_epochs": "1",
+    }
+    run = _run(COMPONENTS / "finetune/spec.yaml", inputs, data, tracking_uri)
+
+    (job,) = run.jobs.values()
+    assert job.record["status"] == "Completed"
+    assert f"--model {job.record['inputs']['mlflow_model']['value']}" in job.record["command"]
+    model = run.outputs["mlflow_model_folder"]
+    classifier = load_classifier(model)
+    assert classifier.task.value == task and classifier.labels == ["blue", "green", "red"]
+    _scores(model, data)
 
 
 def test_training_logs_into_the_run_made_for_the_job(finetuned, tracking_uri):

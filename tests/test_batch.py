@@ -11,7 +11,14 @@ import helpers
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import png_bytes, save_tiny_checkpoint, tiny_classifier, write_images
+from helpers import (
+    png_bytes,
+    save_catalog_model,
+    save_tiny_checkpoint,
+    tiny_classifier,
+    write_images,
+)
+from PIL import Image
 
 from deitkit.batch import (
     HEADER,
@@ -231,6 +238,26 @@ def test_driver_returns_one_csv_record_per_image(model_dir, tmp_path, monkeypatc
     assert [bool(r[4]) for r in records] == [False, False, True, False, True]
     assert json.loads(records[0][3]) == LABELS
     assert next(csv.reader(frame_lines))[0] == "7"
+
+
+def test_the_driver_scores_the_catalog_model_as_azure_mounts_it(tmp_path, monkeypatch):
+    # A registry model's files as the deployment sees them: <model dir>/mlflow_model_folder/.
+    root = tmp_path / "azureml-models" / "facebook-deit-base-patch16-224" / "20"
+    catalog = save_catalog_model(root / "mlflow_model_folder", labels=LABELS)
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(tmp_path / "azureml-models"))
+    monkeypatch.setenv("DEITKIT_INFERENCE_DTYPE", "fp32")
+    paths = write_images(tmp_path / "in", 3)
+
+    driver.init()
+    records = list(csv.reader(driver.run([str(p) for p in paths])))
+
+    assert [r[0] for r in records] == ["00.png", "01.png", "02.png"]
+    expected = Classifier.from_pretrained(
+        catalog / "model", processor=catalog / "components" / "image_processor"
+    ).predict([Image.open(p).convert("RGB") for p in paths])
+    for record, prediction in zip(records, expected, strict=True):
+        assert json.loads(record[3]) == LABELS and record[4] == ""
+        np.testing.assert_allclose(json.loads(record[2]), prediction.probs, atol=1e-6)
 
 
 def test_frame_items_needs_an_image_column():

@@ -10,7 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import save_tiny_checkpoint
+from helpers import (
+    azure_model_import,
+    save_catalog_model,
+    save_text_classification_model,
+    save_tiny_checkpoint,
+)
 from PIL import Image
 
 from deitkit.batch.output import HEADER, partial_path
@@ -190,3 +195,36 @@ def test_a_csv_without_an_image_column_is_a_clear_error(model_dir, tmp_path):
     assert isinstance(result.exception, ConfigError)
     assert "has no 'image' column (found: path, label)" in str(result.exception)
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_the_catalog_model_batch_scores_as_shipped_and_as_imported(images, tmp_path, monkeypatch):
+    from deitkit.inference import load_classifier
+
+    monkeypatch.setenv("DEITKIT_INFERENCE_DTYPE", "fp32")
+    catalog = save_catalog_model(tmp_path / "catalog", labels=LABELS)
+    imported = azure_model_import(catalog, tmp_path / "imported")
+    outputs = {}
+    for name, model in (("catalog", catalog), ("imported", imported)):
+        outputs[name] = tmp_path / f"{name}.csv"
+        result = run("--model", model, "--input", images, "--output", outputs[name])
+        assert result.exit_code == 0, result.output
+
+    rows = read_output(outputs["catalog"])
+    assert len(rows) == 50 and (rows["error"] != "").sum() == 4
+    good = rows[rows["error"] == ""]
+    assert all(json.loads(labels) == LABELS for labels in good["labels"])
+    # The same answers whichever layout the model has, and those of the model itself.
+    assert read_output(outputs["imported"]).equals(rows)
+    first = good.iloc[0]
+    expected = load_classifier(catalog).predict([Image.open(images / first["file_name"])])
+    np.testing.assert_allclose(json.loads(first["probs"]), expected[0].probs, atol=1e-6)
+
+
+def test_an_mlflow_model_of_another_task_is_refused_before_anything_is_written(images, tmp_path):
+    text = save_text_classification_model(tmp_path / "text")
+
+    result = run("--model", text, "--input", images, "--output", tmp_path / "out.csv")
+
+    assert isinstance(result.exception, ConfigError)
+    assert "a 'text-classification' model (TextClassificationPipeline)" in str(result.exception)
+    assert not (tmp_path / "out.csv").exists() and not partial_path(tmp_path / "out.csv").exists()

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import save_tiny_checkpoint
+from helpers import save_catalog_model, save_hftransformersv2_model, save_tiny_checkpoint
 from PIL import Image
 
 from deitkit.cli.evaluate import evaluate
-from deitkit.errors import DataError
+from deitkit.errors import ConfigError, DataError
 from deitkit.metrics import METRIC_NAMES
 from deitkit.tasks import Task
 
@@ -127,3 +127,29 @@ def test_outside_a_job_nothing_is_logged(model_dir, colour_folders, tmp_path, mo
     result = run("--model", model_dir, "--data", colour_folders, "--output", tmp_path / "e")
     assert result.exit_code == 0, result.output
     assert "mlflow" not in result.stdout
+
+
+def test_the_catalog_model_evaluates_with_its_labels(colour_folders, tmp_path):
+    # Azure's catalog layout (mlflow.transformers): weights in model/, preprocessing apart.
+    catalog = save_catalog_model(tmp_path / "catalog", labels=LABELS)
+    out = tmp_path / "evaluation"
+
+    result = run("--model", catalog, "--data", colour_folders, "--output", out)
+
+    assert result.exit_code == 0, result.output
+    assert list(json.loads((out / "metrics.json").read_text())) == list(
+        METRIC_NAMES[Task.MULTICLASS]
+    )
+    assert result.stdout.splitlines()[1].split() == ["images", "24", "scored"]
+    per_class = (out / "artifacts" / "per_class.csv").read_text()
+    assert all(label in per_class for label in LABELS)
+
+
+def test_an_hftransformersv2_model_is_refused_before_anything_is_written(colour_folders, tmp_path):
+    legacy = save_hftransformersv2_model(tmp_path / "legacy")
+
+    result = run("--model", legacy, "--data", colour_folders, "--output", tmp_path / "out")
+
+    assert isinstance(result.exception, ConfigError)
+    assert "older hftransformersv2 flavor" in str(result.exception)
+    assert "\n" not in str(result.exception) and not (tmp_path / "out").exists()

@@ -90,3 +90,16 @@ def test_package_refuses_an_existing_output(tiny_checkpoint, tmp_path):
     )
     assert isinstance(result.exception, ConfigError)
     assert "already exists" in str(result.exception)
+
+
+def test_predict_takes_the_catalog_model(images, tmp_path, monkeypatch):
+    from helpers import save_catalog_model
+
+    monkeypatch.setenv("DEITKIT_INFERENCE_DTYPE", "fp32")
+    catalog = save_catalog_model(tmp_path / "catalog", labels=LABELS)
+    result = CliRunner().invoke(predict, ["--model", str(catalog), *map(str, images[:2])])
+    assert result.exit_code == 0, result.output
+    expected = load_classifier(catalog).predict([Image.open(images[0]).convert("RGB")])[0]
+    label, score = expected.top_k(1)[0]
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith(str(images[0]))]
+    assert row.split()[1:3] == [label, f"{score:.3f}"]

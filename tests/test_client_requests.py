@@ -66,3 +66,12 @@ def test_cli_writes_the_body_to_a_file_or_stdout(images, tmp_path):
     assert json.loads(out.read_text()) == request_body(images)
     result = CliRunner().invoke(cli, ["request", str(images[0]), "--form", "list"])
     assert json.loads(result.stdout) == request_body(images[:1], form="list")
+
+
+def test_cli_asks_for_the_records_answer(images):
+    args = ["request", str(images[0]), "--form", "list", "--format", "records", "--top-k", "2"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["params"] == {"top_k": 2, "format": "records"}
+    assert parse_request(body, max_images=8).format == "records"

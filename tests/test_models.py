@@ -72,3 +72,18 @@ def test_load_model_refuses_a_size_the_model_cannot_take(kind, size, message, ti
         ref = str(tiny_checkpoint("deit"))
     with pytest.raises(ConfigError, match=message):
         load_model(ref, labels=("a", "b"), task=Task.MULTICLASS, image_size=size)
+
+
+def test_an_mlflow_model_folder_resolves_to_its_weights_and_image_processor(tmp_path):
+    from helpers import azure_model_import, save_catalog_model, save_hftransformersv2_model
+
+    catalog = save_catalog_model(tmp_path / "catalog")
+    source = parse_model_ref(str(catalog))
+    assert source.kind == "local" and source.ref == str((catalog / "model").resolve())
+    assert source.processor == str(catalog / "components" / "image_processor")
+    imported = azure_model_import(catalog, tmp_path / "imported")
+    flat = parse_model_ref(str(imported))
+    assert flat.ref == flat.processor == str((imported / "model").resolve())
+    legacy = save_hftransformersv2_model(tmp_path / "legacy")
+    with pytest.raises(ConfigError, match=rf"--model '{legacy}': .*older hftransformersv2"):
+        parse_model_ref(str(legacy))

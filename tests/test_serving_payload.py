@@ -141,3 +141,47 @@ def test_mlflow_answers_match_the_pyfunc_rows():
     }
     capped = format_response(ScoringRequest(["a"], Shape.MLFLOW, top_k=1), predictions)
     assert capped["predictions"][0]["predicted"] == ["can"]
+
+
+# --- params.format "records": the answer Azure's notebooks parse (`[0]["0"]["label"]`) ---------
+
+
+def test_format_records_is_read_for_every_form_and_anything_else_is_refused():
+    for body in ({"input_data": ["a"]}, {"dataframe_records": [{"image": "a"}]}):
+        assert parse({**body, "params": {"format": "records"}}).format == "records"
+    assert parse({"input_data": ["a"]}).format is None
+    with pytest.raises(RequestError, match=r"params: format 'split' is not supported; expected "):
+        parse({"input_data": ["a"], "params": {"format": "split"}})
+
+
+def test_records_answers_key_each_images_ranked_labels_by_rank():
+    predictions = [prediction([0.2, 0.5, 0.3]), prediction([0.7, 0.2, 0.1])]
+    answer = format_response(
+        ScoringRequest(["a", "b"], Shape.RANKED, format="records"), predictions
+    )
+    assert answer[0] == {
+        "0": {"label": "carton", "score": 0.5},
+        "1": {"label": "milk_bottle", "score": 0.3},
+        "2": {"label": "can", "score": 0.2},
+    }
+    assert answer[1]["0"] == {"label": "can", "score": 0.7}
+    # The table form answers the same records; MLflow's forms wrap them as MLflow's server does.
+    table = ScoringRequest(["a", "b"], Shape.TABLE, format="records")
+    assert format_response(table, predictions) == answer
+    mlflow = ScoringRequest(["a", "b"], Shape.MLFLOW, format="records")
+    assert format_response(mlflow, predictions) == {"predictions": answer}
+    top = ScoringRequest(["a"], Shape.RANKED, top_k=1, format="records")
+    assert format_response(top, predictions[:1]) == [{"0": {"label": "carton", "score": 0.5}}]
+
+
+def test_records_hold_the_top_five_as_the_pipeline_answers_and_follow_a_threshold():
+    labels = [f"l{i}" for i in range(8)]
+    many = Prediction([i / 28 for i in range(8)], labels, Task.MULTICLASS, 0.5)
+    (record,) = format_response(ScoringRequest(["a"], Shape.RANKED, format="records"), [many])
+    assert [record[k]["label"] for k in record] == ["l7", "l6", "l5", "l4", "l3"]
+    assert list(record) == ["0", "1", "2", "3", "4"]
+    multilabel = [prediction([0.9, 0.2, 0.6], Task.MULTILABEL)]
+    cut = ScoringRequest(["a"], Shape.RANKED, threshold=0.5, format="records")
+    assert format_response(cut, multilabel) == [
+        {"0": {"label": "can", "score": 0.9}, "1": {"label": "milk_bottle", "score": 0.6}}
+    ]

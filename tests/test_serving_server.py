@@ -19,7 +19,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from helpers import save_tiny_checkpoint
+from helpers import (
+    save_catalog_model,
+    save_hftransformersv2_model,
+    save_text_classification_model,
+    save_tiny_checkpoint,
+)
 from PIL import Image
 
 from deitkit.packaging import package_model
@@ -463,3 +468,113 @@ def test_a_server_that_fails_to_start_says_why_in_one_line(model_dir, tmp_path):
         f"integer >= 1 (server log: {log})"
     )
     assert "Traceback" in log.read_text()  # the whole story stays in the log
+
+
+# --- Azure's catalog model (mlflow.transformers), untouched, served by deitkit ------------------
+
+CATALOG_LABELS = [*LABELS, "tench", "goldfish", "jay"]  # more than the pipeline's top 5
+FP32 = {"DEITKIT_INFERENCE_DTYPE": "fp32"}  # answers to compare with transformers' own, to 1e-4
+
+
+@pytest.fixture(scope="module")
+def catalog_dir(tmp_path_factory) -> Path:
+    """The catalog model as Azure mounts a registered model: <root>/mlflow_model_folder/."""
+    root = tmp_path_factory.mktemp("catalog") / "registered"
+    save_catalog_model(root / "mlflow_model_folder", labels=CATALOG_LABELS)
+    return root
+
+
+@pytest.fixture(scope="module")
+def catalog_server(catalog_dir):
+    with LocalServer(catalog_dir, env=FP32) as running:
+        yield running
+        assert running.process.poll() is None, running.output()
+
+
+@pytest.fixture(scope="module")
+def catalog_pyfunc(catalog_dir):
+    """What Azure's no-code deployment runs: mlflow's transformers pyfunc, rows as records."""
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(str(catalog_dir / "mlflow_model_folder"))
+    images = [JPEG_A, JPEG_B]
+    return model.predict(pd.DataFrame({"image": images})).to_dict(orient="records")
+
+
+def test_the_catalog_models_records_answer_equals_its_own_pyfunc(catalog_server, catalog_pyfunc):
+    body = {"input_data": [JPEG_A, JPEG_B], "params": {"format": "records"}}
+    response = score(catalog_server, body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert len(answer) == 2
+    for ours, theirs in zip(answer, catalog_pyfunc, strict=True):
+        assert list(ours) == [str(rank) for rank in theirs] == ["0", "1", "2", "3", "4"]
+        assert [ours[str(k)]["label"] for k in theirs] == [theirs[k]["label"] for k in theirs]
+        np.testing.assert_allclose(
+            [ours[str(k)]["score"] for k in theirs], [theirs[k]["score"] for k in theirs], atol=1e-4
+        )
+    # What Azure's fine-tuning notebooks do with the answer.
+    prediction = json.loads(response.text)[0]
+    assert prediction["0"]["label"] == catalog_pyfunc[0][0]["label"]
+
+
+def test_the_catalog_model_answers_every_request_form_as_deitkits_packages_do(
+    catalog_server, catalog_pyfunc
+):
+    table = score(
+        catalog_server,
+        {"input_data": {"columns": ["image"], "index": [0, 1], "data": [JPEG_A, JPEG_B]}},
+    )
+    assert table.status_code == 200, table.text
+    probs = []
+    for item, theirs in zip(table.json(), catalog_pyfunc, strict=True):
+        assert set(item) == {"probs", "labels"} and item["labels"] == CATALOG_LABELS
+        by_label = dict(zip(item["labels"], item["probs"], strict=True))
+        top = [theirs[k]["label"] for k in theirs]
+        np.testing.assert_allclose(
+            [by_label[label] for label in top], [theirs[k]["score"] for k in theirs], atol=1e-4
+        )
+        probs.append(item["probs"])
+
+    ranked = score(catalog_server, {"input_data": [JPEG_A, JPEG_B]}).json()
+    for items, theirs in zip(ranked, catalog_pyfunc, strict=True):
+        assert len(items) == len(CATALOG_LABELS)  # every label, best first
+        assert [item["label"] for item in items[:5]] == [theirs[k]["label"] for k in theirs]
+
+    for form in (
+        {"dataframe_split": {"columns": ["image"], "data": [[JPEG_A], [JPEG_B]]}},
+        {"dataframe_records": [{"image": JPEG_A}, {"image": JPEG_B}]},
+        {"instances": [JPEG_A, JPEG_B]},
+        {"inputs": {"image": [JPEG_A, JPEG_B]}},
+    ):
+        response = score(catalog_server, form)
+        assert response.status_code == 200, response.text
+        predictions = response.json()["predictions"]
+        np.testing.assert_allclose([p["probs"] for p in predictions], probs, atol=1e-6)
+        assert [p["predicted"] for p in predictions] == [[t[0]["label"]] for t in catalog_pyfunc]
+    # MLflow's forms in the records form: what `mlflow models serve` answers for this model.
+    records = {"dataframe_records": [{"image": JPEG_A}], "params": {"format": "records"}}
+    answer = score(catalog_server, records).json()
+    assert (
+        list(answer) == ["predictions"]
+        and answer["predictions"][0]["0"]["label"] == (catalog_pyfunc[0][0]["label"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("save", "message"),
+    [(save_hftransformersv2_model, "older hftransformersv2 flavor"),
+     (save_text_classification_model, "a 'text-classification' model")],
+    ids=["hftransformersv2", "text-classification"],
+)  # fmt: skip
+def test_serve_refuses_an_unusable_mlflow_model_in_one_line(save, message, tmp_path):
+    model = save(tmp_path / "model")
+    done = subprocess.run(
+        [sys.executable, "-m", "deitkit.cli.serve", "--model", str(model), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {model / 'MLmodel'}: ") and message in line

@@ -346,3 +346,78 @@ def test_the_seed_makes_the_initial_weights_repeatable(colour_folders, tmp_path)
     first, again, other = (weights(tmp_path / n, s) for n, s in (("a", 7), ("b", 7), ("c", 8)))
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+# --- Azure's catalog model (mlflow.transformers) in, through the CLI ----------------------------
+
+CATALOG_LABELS = ["tench", "goldfish", "great_white_shark", "tiger_shark"]  # replaced by 3
+
+
+def _finetune_cli(*args: str):
+    from click.testing import CliRunner
+
+    from deitkit.cli.main import cli
+
+    return CliRunner().invoke(cli, ["finetune", *args], catch_exceptions=False)
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*")}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("task", "layout"),
+    [("image-classification", "catalog"), ("image-classification-multilabel", "imported")],
+)
+def test_the_catalog_model_fine_tunes_through_the_cli(
+    task, layout, colour_folders, colour_multilabel, tmp_path
+):
+    from helpers import azure_model_import, save_catalog_model
+
+    from deitkit.inference import load_classifier
+
+    model = save_catalog_model(tmp_path / "catalog", labels=CATALOG_LABELS)
+    if layout == "imported":  # as Azure's model-import step leaves it: model/ flattened
+        model = azure_model_import(model, tmp_path / "imported")
+    before = _snapshot(model)
+    data = colour_folders if task == "image-classification" else colour_multilabel
+    out = tmp_path / "out"
+    result = _finetune_cli("--model", str(model), "--train", str(data), "--output", str(out),
+                           "--task", task, "--epochs", "1", "--train-batch-size", "8",
+                           "--no-augmentations")  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    trained = AutoModelForImageClassification.from_pretrained(out / "model")
+    assert trained.config.id2label == {0: "blue", 1: "green", 2: "red"}  # the new head
+    assert trained.config.model_type == "deit" and trained.config.image_size == 16
+    # The catalog model's image processor (components/image_processor/) is what it trained with.
+    preprocessing = json.loads((out / "model" / "preprocessor_config.json").read_text())
+    assert preprocessing["size"] == {"height": 18, "width": 18}
+    assert preprocessing["crop_size"] == {"height": 16, "width": 16}
+    classifier = load_classifier(out / "mlflow_model", dtype="fp32")
+    assert classifier.labels == ["blue", "green", "red"] and classifier.task.value == task
+    assert _snapshot(model) == before  # the user's model folder is only read
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [("hftransformersv2", "older hftransformersv2 flavor"),
+     ("text-classification", "a 'text-classification' model")],
+)  # fmt: skip
+def test_an_unusable_mlflow_model_fails_finetune_in_one_line_writing_nothing(
+    kind, message, colour_folders, tmp_path
+):
+    from helpers import save_hftransformersv2_model, save_text_classification_model
+
+    if kind == "hftransformersv2":
+        model = save_hftransformersv2_model(tmp_path / "model")
+    else:
+        model = save_text_classification_model(tmp_path / "model")
+    out = tmp_path / "out"
+    result = _finetune_cli("--model", str(model), "--train", str(colour_folders),
+                           "--output", str(out))  # fmt: skip
+    assert result.exit_code == 2
+    error = result.output.strip()
+    assert error.startswith(f"error: --model '{model}': {model / 'MLmodel'}: ") and message in error
+    assert "\n" not in error and not out.exists()

@@ -256,6 +256,17 @@ def test_from_pretrained_takes_the_processor_from_config_json_model_type(tmp_pat
     assert EvalTransform.from_pretrained(tmp_path).processor_type == "ViTImageProcessor"
 
 
+def test_a_processor_kept_apart_from_config_json_takes_the_model_type_given(tmp_path):
+    # mlflow.transformers keeps it in components/image_processor/, away from the weights.
+    config = {k: v for k, v in VIT_CONFIG.items() if k != "image_processor_type"}
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(config))
+
+    loaded = EvalTransform.from_pretrained(tmp_path, model_type="vit")
+    assert loaded.processor_type == "ViTImageProcessor"
+    with pytest.raises(ConfigError, match="names no image_processor_type"):
+        EvalTransform.from_pretrained(tmp_path)
+
+
 def test_from_pretrained_without_the_file_names_it(tmp_path):
     with pytest.raises(ConfigError, match=r"preprocessor_config\.json: not found"):
         EvalTransform.from_pretrained(tmp_path)

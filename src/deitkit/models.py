@@ -45,16 +45,26 @@ SCRATCH_ARCHS: dict[str, tuple[str, dict[str, int]]] = {
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a model comes from: `kind` is `hub`, `local` or `scratch`."""
+    """Where a model comes from: `kind` is `hub`, `local` or `scratch`.
+
+    For a local model, `ref` is the folder with config.json and the weights, and `processor`
+    the folder with its preprocessor_config.json (apart from `ref` in a catalog MLflow model).
+    """
 
     ref: str
     kind: str
     arch: str | None = None
     overrides: tuple[tuple[str, int], ...] = ()
+    processor: str | None = None
 
 
 def parse_model_ref(ref: str) -> ModelSource:
-    """Classify `ref`: `scratch:<arch>[:key=value,...]`, an existing folder, or a hub id."""
+    """Classify `ref`: `scratch:<arch>[:key=value,...]`, an existing folder, or a hub id.
+
+    A folder is a checkpoint or an MLflow model (`deitkit.inference.mlflow_layouts`: a deitkit
+    package, Azure's catalog model, or what Azure's model-import step leaves), as Azure's
+    `mlflow_model` input passes it.
+    """
     if ref.startswith(SCRATCH_PREFIX):
         arch, _, extra = ref[len(SCRATCH_PREFIX) :].partition(":")
         if arch not in SCRATCH_ARCHS:
@@ -64,15 +74,14 @@ def parse_model_ref(ref: str) -> ModelSource:
             )
         return ModelSource(ref, "scratch", arch, _parse_overrides(ref, extra))
     path = Path(ref).expanduser()
-    if path.is_dir() and (path / "MLmodel").is_file():
-        # A packaged model (Azure's mlflow_model input): fine-tune the checkpoint inside it.
-        from deitkit.inference.packaged import packaged_checkpoint
-
-        return ModelSource(str(packaged_checkpoint(path)), "local")
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"--model {ref!r} is a folder without config.json")
-        return ModelSource(str(path), "local")
+        from deitkit.inference.mlflow_layouts import model_files
+
+        try:
+            files = model_files(path)
+        except ConfigError as err:
+            raise ConfigError(f"--model {ref!r}: {err}") from None
+        return ModelSource(str(files.weights), "local", processor=str(files.processor))
     if path.exists() or ref.startswith((".", "/")):
         raise ConfigError(f"--model {ref!r} is not a checkpoint folder")
     return ModelSource(ref, "hub")

@@ -171,8 +171,14 @@ class EvalTransform:
         )
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> EvalTransform:
-        """Read `path`/preprocessor_config.json (or `path` itself when it is that file)."""
+    def from_pretrained(cls, path: str | Path, *, model_type: str | None = None) -> EvalTransform:
+        """Read `path`/preprocessor_config.json (or `path` itself when it is that file).
+
+        Args:
+            path: The folder or the file.
+            model_type: The model's config.json `model_type`, which picks the processor when the
+                file names none; None: read from a config.json beside the file.
+        """
         path = Path(path)
         file = path if path.is_file() else path / CONFIG_NAME
         if not file.is_file():
@@ -186,7 +192,7 @@ class EvalTransform:
         if not isinstance(config, dict):
             raise ConfigError(f"{file}: expected a JSON object, got {type(config).__name__}")
         if not (config.get("image_processor_type") or config.get("feature_extractor_type")):
-            model_type = _model_type(file.parent / "config.json")
+            model_type = model_type or _model_type(file.parent / "config.json")
             if model_type in MODEL_TYPE_PROCESSORS:
                 config = {**config, "image_processor_type": MODEL_TYPE_PROCESSORS[model_type]}
         return cls.from_config(config, source=str(file))

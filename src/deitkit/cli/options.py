@@ -11,5 +11,6 @@ model_option = click.option(
     "model_path",
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Packaged model folder (deitkit package) or checkpoint folder.",
+    help="Packaged model folder (deitkit package, or Azure's catalog MLflow model) or "
+    "checkpoint folder.",
 )

@@ -24,6 +24,14 @@ from deitkit.client_requests import FORMS
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None)
 @click.option("--top-k", type=click.IntRange(min=1), default=None)
 @click.option(
+    "--format",
+    "answer_format",
+    type=click.Choice(["records"]),
+    default=None,
+    help="records: ask for the answer Azure's catalog deployments give, "
+    '[{"0": {"label", "score"}, ...}] (docs/serving.md).',
+)
+@click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -34,6 +42,7 @@ def request(
     form: str,
     threshold: float | None,
     top_k: int | None,
+    answer_format: str | None,
     output: Path | None,
 ) -> None:
     """Write the JSON body that scores IMAGES on an online endpoint (local or Azure).
@@ -44,7 +53,8 @@ def request(
     """
     from deitkit.client_requests import request_body
 
-    params = {k: v for k, v in (("threshold", threshold), ("top_k", top_k)) if v is not None}
+    given = (("threshold", threshold), ("top_k", top_k), ("format", answer_format))
+    params = {k: v for k, v in given if v is not None}
     text = json.dumps(request_body(images, form=form, params=params)) + "\n"
     if output is None:
         click.echo(text, nl=False)

@@ -13,7 +13,8 @@ import click
     "model_dir",
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Packaged model folder (deitkit package), checkpoint folder, or a folder holding one.",
+    help="Packaged model folder (deitkit package, or Azure's catalog MLflow model), checkpoint "
+    "folder, or a folder holding one.",
 )
 @click.option(
     "--port",

@@ -3,6 +3,7 @@
 from deitkit.inference.checkpoint import CheckpointInfo, read_checkpoint
 from deitkit.inference.classifier import MAX_BATCH_SIZE, Classifier
 from deitkit.inference.inputs import FetchUrl, decode_input
+from deitkit.inference.mlflow_layouts import ModelFiles, model_files
 from deitkit.inference.packaged import load_classifier, load_packaged, packaged_checkpoint
 from deitkit.inference.prediction import Prediction
 from deitkit.inference.scoring import Item, Scored, score_batches, score_items
@@ -15,6 +16,7 @@ __all__ = [
     "Classifier",
     "FetchUrl",
     "Item",
+    "ModelFiles",
     "Prediction",
     "Scored",
     "check_threshold",
@@ -23,6 +25,7 @@ __all__ = [
     "decode_input",
     "load_classifier",
     "load_packaged",
+    "model_files",
     "packaged_checkpoint",
     "read_checkpoint",
     "score_batches",

@@ -86,6 +86,7 @@ class Classifier:
         cls,
         path: str | Path,
         *,
+        processor: str | Path | None = None,
         device: str | torch.device | None = None,
         dtype: str | None = None,
         threshold: float | None = None,
@@ -96,7 +97,9 @@ class Classifier:
         """Load a Hugging Face checkpoint folder for inference.
 
         Args:
-            path: Folder with config.json, the weights and preprocessor_config.json.
+            path: Folder with config.json and the weights (and preprocessor_config.json).
+            processor: Folder with preprocessor_config.json when it is kept apart from the
+                weights (mlflow.transformers' components/image_processor/); None: `path`.
             device: Where to run; None: the GPU when there is one, else the CPU.
             dtype: `auto` (int8 on CPUs, else bf16 where native, when it keeps the fp32
                 predictions; else fp32), `fp32`, `bf16` or `int8` (`float32` and `bfloat16`
@@ -112,7 +115,9 @@ class Classifier:
         """
         path = Path(path)
         info = read_checkpoint(path)
-        transform = EvalTransform.from_pretrained(path)
+        transform = EvalTransform.from_pretrained(
+            path if processor is None else processor, model_type=info.config.model_type
+        )
         configure_threads()
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         try:

@@ -1,49 +1,53 @@
-"""Load a packaged MLflow model's checkpoint straight into a Classifier, without MLflow's pyfunc."""
+"""Load a model folder (deitkit package, catalog MLflow model or checkpoint) into a Classifier."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from deitkit.errors import ConfigError
-from deitkit.inference.checkpoint import CONFIG_FILE, has_safetensors
+from deitkit.inference.checkpoint import CONFIG_FILE
 from deitkit.inference.classifier import Classifier
+from deitkit.inference.mlflow_layouts import (
+    CHECKPOINT_ARTIFACT,
+    MLMODEL_FILE,
+    Layout,
+    model_files,
+)
 
-MLMODEL_FILE = "MLmodel"
-CHECKPOINT_ARTIFACT = "checkpoint"  # the artifact name under which packaging stores the weights
 INPUT_COLUMN = "image"  # the pyfunc's input: base64 strings (or URLs, where enabled)
 OUTPUT_COLUMNS = ("probs", "labels", "predicted")  # the pyfunc's output, one row per image
 
+__all__ = [
+    "CHECKPOINT_ARTIFACT",
+    "INPUT_COLUMN",
+    "MLMODEL_FILE",
+    "MODEL_DIR_ENV",
+    "OUTPUT_COLUMNS",
+    "find_model_dir",
+    "load_classifier",
+    "load_packaged",
+    "packaged_checkpoint",
+]
+
 
 def packaged_checkpoint(model_dir: str | Path) -> Path:
-    """The checkpoint folder inside a packaged model (its MLmodel names the artifact path).
+    """The checkpoint folder inside a model made by `deitkit package`.
 
     Raises:
-        ConfigError: `model_dir` has no MLmodel, or it names no deitkit checkpoint.
+        ConfigError: `model_dir` has no MLmodel, or it is not a deitkit package.
     """
     model_dir = Path(model_dir)
-    mlmodel = model_dir / MLMODEL_FILE
-    if not mlmodel.is_file():
+    if not (model_dir / MLMODEL_FILE).is_file():
         raise ConfigError(f"{model_dir}: not a packaged model (no {MLMODEL_FILE} file)")
-    try:
-        spec = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
-        artifact = spec["flavors"]["python_function"]["artifacts"][CHECKPOINT_ARTIFACT]
-        relative = Path(artifact["path"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
+    files = model_files(model_dir)
+    if files.layout is not Layout.DEITKIT:
         raise ConfigError(
-            f"{mlmodel}: names no {CHECKPOINT_ARTIFACT!r} artifact of a python_function flavor "
-            f"({type(err).__name__}: {err}); was it made by `deitkit package`?"
-        ) from None
-    folder = (model_dir / relative).resolve()
-    if relative.is_absolute() or not folder.is_relative_to(model_dir.resolve()):
-        raise ConfigError(
-            f"{mlmodel}: the checkpoint path {str(relative)!r} leaves the model folder"
+            f"{model_dir / MLMODEL_FILE}: names no {CHECKPOINT_ARTIFACT!r} artifact of a "
+            f"python_function flavor (it is a {files.layout.value} model); was it made by "
+            "`deitkit package`?"
         )
-    if not has_safetensors(folder):
-        raise ConfigError(f"{folder}: a packaged checkpoint must hold safetensors weights")
-    return folder
+    return files.weights
 
 
 def load_packaged(model_dir: str | Path, **options: Any) -> Classifier:
@@ -52,23 +56,17 @@ def load_packaged(model_dir: str | Path, **options: Any) -> Classifier:
 
 
 def load_classifier(path: str | Path, **options: Any) -> Classifier:
-    """Load a packaged model (a folder with MLmodel) or a checkpoint folder (with config.json).
+    """Load any model folder `deitkit.inference.mlflow_layouts.model_files` reads.
+
+    That is a deitkit package, a transformers-flavor MLflow model (Azure's catalog layout, or
+    as its model-import step leaves it), or a checkpoint folder; options as for
+    `Classifier.from_pretrained`.
 
     Raises:
-        ConfigError: `path` is neither, saying what it should contain.
+        ConfigError: `path` is none of these, saying what it should contain.
     """
-    path = Path(path)
-    if (path / MLMODEL_FILE).is_file():
-        return load_packaged(path, **options)
-    if (path / CONFIG_FILE).is_file():
-        return Classifier.from_pretrained(path, **options)
-    if not path.exists():
-        raise ConfigError(f"{path}: not found; expected a packaged model or checkpoint folder")
-    what = "folder" if path.is_dir() else "file"
-    raise ConfigError(
-        f"{path}: a {what}, not a model; expected a packaged model folder (with {MLMODEL_FILE}) "
-        f"or a checkpoint folder (with {CONFIG_FILE})"
-    )
+    files = model_files(path)
+    return Classifier.from_pretrained(files.weights, processor=files.processor, **options)
 
 
 # Where Azure ML mounts the deployment's model, for the online and batch scoring scripts.

@@ -13,7 +13,12 @@ from deitkit.inference.packaged import INPUT_COLUMN
 
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 FORMAT_KEYS = ("input_data", *MLFLOW_KEYS)
-PARAM_KEYS = ("threshold", "top_k")
+PARAM_KEYS = ("threshold", "top_k", "format")
+# `params.format`: answer each image in the records form Azure's deployment of a catalog model
+# gives (its pipeline's DataFrame as pandas' orient="records"), which Azure's notebooks parse.
+ANSWER_FORMATS = ("records",)
+# transformers' ImageClassificationPipeline answers the top 5 unless told otherwise.
+RECORDS_TOP_K = 5
 
 
 class RequestError(DeitkitError):
@@ -41,12 +46,14 @@ class ScoringRequest:
         shape: The answer's form.
         threshold: `params.threshold`, or None for the model's own.
         top_k: `params.top_k`, or None.
+        format: `params.format` (`records`), or None for the shape's own answer.
     """
 
     images: list[Any]
     shape: Shape
     threshold: float | None = None
     top_k: int | None = None
+    format: str | None = None
 
 
 def parse_request(body: Any, *, max_images: int) -> ScoringRequest:
@@ -72,7 +79,7 @@ def parse_request(body: Any, *, max_images: int) -> ScoringRequest:
         found = f"got {_names(forms)}" if forms else "got none"
         raise RequestError(f"the body must have exactly one of {_names(FORMAT_KEYS)}; {found}")
     form = forms[0]
-    threshold, top_k = _params(body.get("params"))
+    threshold, top_k, answer_format = _params(body.get("params"))
     value = body[form]
     if form == "input_data" and isinstance(value, list):
         images, shape = value, Shape.RANKED
@@ -90,7 +97,7 @@ def parse_request(body: Any, *, max_images: int) -> ScoringRequest:
             f"{form} holds {len(images)} images, more than the limit of {max_images} per request "
             "(DEITKIT_MAX_IMAGES); split them over several requests"
         )
-    return ScoringRequest(images, shape, threshold, top_k)
+    return ScoringRequest(images, shape, threshold, top_k, answer_format)
 
 
 def format_response(request: ScoringRequest, predictions: Sequence[Prediction]) -> Any:
@@ -98,12 +105,21 @@ def format_response(request: ScoringRequest, predictions: Sequence[Prediction]) 
 
     `params` change only the labels chosen: the ranked lists (`top_k` cuts them; `threshold`,
     for multilabel models, drops the labels under it) and MLflow's `predicted`. `probs` and
-    `labels` are always complete and in label order.
+    `labels` are always complete and in label order. `format: records` answers every image with
+    `{"0": {"label", "score"}, "1": ...}`, best first (top 5 unless `top_k`), in a list, or in
+    `{"predictions": [...]}` for MLflow's forms, as Azure's and MLflow's servers answer for a
+    model catalog (transformers) model.
     """
+    if request.format == "records":
+        records = [_record(prediction, request) for prediction in predictions]
+        return {"predictions": records} if request.shape is Shape.MLFLOW else records
     if request.shape is Shape.TABLE:
         return [prediction.to_dict() for prediction in predictions]
     if request.shape is Shape.RANKED:
-        return [_ranked(prediction, request) for prediction in predictions]
+        return [
+            _ranked(prediction, top_k=request.top_k, threshold=request.threshold)
+            for prediction in predictions
+        ]
     return {
         "predictions": [
             {
@@ -115,16 +131,25 @@ def format_response(request: ScoringRequest, predictions: Sequence[Prediction]) 
     }
 
 
-def _ranked(prediction: Prediction, request: ScoringRequest) -> list[dict[str, Any]]:
-    ranked = prediction.top_k(request.top_k)
-    if prediction.task.is_multilabel and request.threshold is not None:
-        ranked = [(label, score) for label, score in ranked if score >= request.threshold]
+def _ranked(
+    prediction: Prediction, *, top_k: int | None, threshold: float | None
+) -> list[dict[str, Any]]:
+    ranked = prediction.top_k(top_k)
+    if prediction.task.is_multilabel and threshold is not None:
+        ranked = [(label, score) for label, score in ranked if score >= threshold]
     return [{"label": label, "score": score} for label, score in ranked]
 
 
-def _params(params: Any) -> tuple[float | None, int | None]:
+def _record(prediction: Prediction, request: ScoringRequest) -> dict[str, dict[str, Any]]:
+    """`{"0": {"label", "score"}, "1": ...}`: one row of the pipeline's DataFrame, as records."""
+    top_k = request.top_k if request.top_k is not None else RECORDS_TOP_K
+    ranked = _ranked(prediction, top_k=top_k, threshold=request.threshold)
+    return {str(rank): entry for rank, entry in enumerate(ranked)}
+
+
+def _params(params: Any) -> tuple[float | None, int | None, str | None]:
     if params is None:
-        return None, None
+        return None, None, None
     if not isinstance(params, dict):
         raise RequestError(f"params must be a JSON object, got a JSON {_json_type(params)}")
     unknown = [key for key in params if key not in PARAM_KEYS]
@@ -136,7 +161,13 @@ def _params(params: Any) -> tuple[float | None, int | None]:
         top_k = None if top_k is None else check_top_k(top_k, name="top_k")
     except DeitkitError as err:
         raise RequestError(f"params: {err}") from None
-    return threshold, top_k
+    answer_format = params.get("format")
+    if answer_format is not None and answer_format not in ANSWER_FORMATS:
+        raise RequestError(
+            f"params: format {answer_format!r} is not supported; expected one of "
+            f"{_names(ANSWER_FORMATS)} (or no format for the request form's own answer)"
+        )
+    return threshold, top_k, answer_format
 
 
 def _split(value: Any, form: str) -> list[Any]:

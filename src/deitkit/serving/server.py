@@ -38,7 +38,8 @@ def run_server(
     always binds every interface). `GET /` answers `Healthy`; `POST /score` scores.
 
     Args:
-        model_dir: A packaged model, a checkpoint, or a folder holding one (Azure's layout).
+        model_dir: A packaged model (deitkit's or a catalog MLflow model), a checkpoint, or a
+            folder holding one (Azure's layout).
         port: TCP port.
         host: Interface to bind; the loopback default keeps the server off the network.
         workers: gunicorn worker processes; each loads its own copy of the model.
@@ -51,9 +52,11 @@ def run_server(
     from azureml_inference_server_http.constants import PACKAGE_ROOT
     from azureml_inference_server_http.log_config import load_logging_config
 
+    from deitkit.inference.mlflow_layouts import model_files
     from deitkit.inference.packaged import find_model_dir
 
-    find_model_dir(model_dir)  # fail here, before gunicorn, with a one-line error
+    # Fail here, before gunicorn, with a one-line error (an unreadable MLflow model included).
+    model_files(find_model_dir(model_dir))
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     entry_script = Path(entry_script).resolve()

@@ -98,7 +98,10 @@ class FinetuneConfig:
     boolean fields become switches that also take true/false, as Azure ML passes them.
     """
 
-    model: str = _option(help="Hub id, local checkpoint folder, or scratch:<arch>.")
+    model: str = _option(
+        help="Hub id, local checkpoint or MLflow model folder (Azure's catalog model too), or "
+        "scratch:<arch>."
+    )
     train: str = _option(help="Training data (any layout `deitkit data validate` reads).")
     output: str = _option(help="Output folder (re-running resumes from it).")
     task: Task = _option(  # noqa: RUF009 (a dataclasses.field, like every _option)

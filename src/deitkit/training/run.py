@@ -105,9 +105,11 @@ def eval_transform_for(config: FinetuneConfig) -> EvalTransform:
         check_input_size(model_config, model_config.image_size, ref=config.model)
         return EvalTransform.for_image_size(model_config.image_size)
     if source.kind == "local":
-        if not (Path(source.ref) / CONFIG_NAME).is_file():
+        if not (Path(source.processor) / CONFIG_NAME).is_file():
             raise ConfigError(f"--model {config.model}: the checkpoint has no {CONFIG_NAME}")
-        transform = EvalTransform.from_pretrained(source.ref)
+        transform = EvalTransform.from_pretrained(
+            source.processor, model_type=AutoConfig.from_pretrained(source.ref).model_type
+        )
     else:
         transform = EvalTransform.from_pretrained(cached_file(source.ref, CONFIG_NAME))
     size = config.image_size
@@ -149,7 +151,8 @@ def build(config: FinetuneConfig) -> Job:
     """Check the data and OUT, save the config, and set up model, data, arguments and Trainer."""
     train_data, validation_data = load_data(config)
     labels = train_data.labels
-    transform = eval_transform_for(config)  # refuses a size the model cannot take: OUT untouched
+    # Refuses a model deitkit cannot read, or a size it cannot take, before OUT is touched.
+    transform = eval_transform_for(config)
     _prepare_output(config, labels)
     model, precision, accelerator = _build_model(config, labels, transform)
     label2id = {label: i for i, label in enumerate(labels)}
