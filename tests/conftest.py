@@ -31,6 +31,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
+def shared_mlflow_store(tmp_path_factory, monkeypatch) -> str:
+    """MLFLOW_TRACKING_URI of one SQLite store for the session; child processes inherit it.
+
+    A new store runs MLflow's schema migrations first (5-10 s on 2 cores); runs whose tests do
+    not look at OUT's own store log here instead (tests/test_training_run.py checks that one).
+    """
+    uri = f"sqlite:///{tmp_path_factory.getbasetemp() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture
 def colour_folders(tmp_path: Path) -> Path:
     """Class folders blue/green/red, 8 noisy solid-colour 20x20 PNGs each (multiclass)."""
     return write_colour_folders(tmp_path / "colours")

@@ -35,6 +35,7 @@ def _servers() -> list[psutil.Process]:
 
 
 @pytest.mark.parametrize("task", list(Task))
+@pytest.mark.usefixtures("shared_mlflow_store")
 def test_quickstart_runs_every_stage_and_stops_the_server(tmp_path, task):
     out = tmp_path / "qs"
     result = CliRunner().invoke(
@@ -75,6 +76,7 @@ def test_quickstart_runs_every_stage_and_stops_the_server(tmp_path, task):
     assert not _servers()
 
 
+@pytest.mark.usefixtures("shared_mlflow_store")
 def test_a_failing_server_stops_the_run_with_the_stage_named_and_no_server_left(
     tmp_path, monkeypatch
 ):
