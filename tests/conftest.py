@@ -9,6 +9,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# One intra-op thread: the tests' tiny models gain nothing from a second one, and on 2 cores
+# shared with the servers, kernels and training ranks the tests start (or with another job),
+# torch's pool waits for a busy core at every op (tests/test_training_run.py under load:
+# 272 s and 130 CPU-s with two threads, 162 s and 76 CPU-s with one). Children inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path
 
