@@ -396,7 +396,13 @@ def _run_notebook(name: str, cwd: Path, **overrides: object) -> nbformat.Noteboo
     lines = [f"{key} = {value!r}" for key, value in overrides.items()]
     notebook.cells.insert(index + 1, nbformat.v4.new_code_cell("\n".join(lines)))
     client = NotebookClient(
-        notebook, timeout=TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": cwd}}
+        notebook,
+        timeout=TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": cwd}},
+        # The outputs are all in once the last cell ran; a graceful shutdown would wait about
+        # 3 s more for the kernel (torch loaded) to exit, in every notebook test.
+        shutdown_kernel="immediate",
     )
     client.execute()
     return notebook
