@@ -9,6 +9,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# One intra-op thread: the tests' tiny models gain nothing from a second one, and on 2 cores
+# shared with the servers, kernels and training ranks the tests start (or with another job),
+# torch's pool waits for a busy core at every op (tests/test_training_run.py under load:
+# 272 s and 130 CPU-s with two threads, 162 s and 76 CPU-s with one). Children inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path
 
@@ -28,6 +33,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA (torch.cuda.is_available())")
     for item in gpu_tests:
         item.add_marker(skip)
+
+
+@pytest.fixture
+def shared_mlflow_store(tmp_path_factory, monkeypatch) -> str:
+    """MLFLOW_TRACKING_URI of one SQLite store for the session; child processes inherit it.
+
+    A new store runs MLflow's schema migrations first (5-10 s on 2 cores); runs whose tests do
+    not look at OUT's own store log here instead (tests/test_training_run.py checks that one).
+    """
+    uri = f"sqlite:///{tmp_path_factory.getbasetemp() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
 
 
 @pytest.fixture

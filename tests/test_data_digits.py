@@ -110,10 +110,22 @@ def test_writes_into_an_empty_folder(tmp_path):
     assert len(list(write_digits(tmp_path / "empty", size=8).rglob("*.png"))) == 1797
 
 
+def test_digits_count_writes_the_first_scans(tmp_path, digits_dir):
+    out = write_digits(tmp_path / "first", size=8, count=150)
+    dataset = read_dataset(out)
+    assert dataset.label_counts() == {str(d): 15 for d in range(10)}  # scikit-learn's cycle
+    written = {name: data for name, data in _snapshot(out).items() if name.endswith(".png")}
+    everything = _snapshot(digits_dir)
+    assert all(everything[name] == data for name, data in written.items())
+    assert max(int(Path(name).stem) for name in written) == 149
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
         (lambda out: write_digits(out, size=4), "size 4"),
+        (lambda out: write_digits(out, count=0), "count 0"),
+        (lambda out: write_digits(out, count=1798), "count 1798"),
         (lambda out: write_digits_multilabel(out, size=8), "size 8"),
         (lambda out: write_digits_multilabel(out, count=0), "count 0"),
     ],

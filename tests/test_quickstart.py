@@ -17,6 +17,10 @@ from deitkit.tasks import Task
 
 pytestmark = pytest.mark.slow
 
+# Every stage on a quick try: 150 images (15 of each digit; 30 validation images, enough for the
+# batch stage's 24) and one epoch. The presets themselves are what `make quickstart` runs.
+QUICK = ["--epochs", "1", "--sample-size", "150"]
+
 
 def _servers() -> list[psutil.Process]:
     """Our own children still serving (the server runs as `python -m deitkit.cli.serve`)."""
@@ -31,10 +35,11 @@ def _servers() -> list[psutil.Process]:
 
 
 @pytest.mark.parametrize("task", list(Task))
+@pytest.mark.usefixtures("shared_mlflow_store")
 def test_quickstart_runs_every_stage_and_stops_the_server(tmp_path, task):
     out = tmp_path / "qs"
     result = CliRunner().invoke(
-        cli, ["quickstart", "--out", str(out), "--task", task.value, "--epochs", "1"]
+        cli, ["quickstart", "--out", str(out), "--task", task.value, *QUICK]
     )
     assert result.exit_code == 0, result.output
     text = result.output
@@ -71,16 +76,34 @@ def test_quickstart_runs_every_stage_and_stops_the_server(tmp_path, task):
     assert not _servers()
 
 
+@pytest.mark.usefixtures("shared_mlflow_store")
 def test_a_failing_server_stops_the_run_with_the_stage_named_and_no_server_left(
     tmp_path, monkeypatch
 ):
     # An invalid limit makes the server's init() fail: the online stage must report it.
     monkeypatch.setenv("DEITKIT_MAX_IMAGES", "many")
-    result = CliRunner().invoke(cli, ["quickstart", "--out", str(tmp_path / "qs"), "--epochs", "1"])
+    result = CliRunner().invoke(cli, ["quickstart", "--out", str(tmp_path / "qs"), *QUICK])
     assert result.exit_code == 2, result.output
     assert "error: stage 'online endpoint' failed" in result.output
     assert "Traceback" not in result.output
     assert not _servers()
+
+
+@pytest.mark.parametrize(
+    "task, size, why",
+    [
+        (Task.MULTICLASS, "99", "sample size 99 is too small; use 100+"),
+        (Task.MULTICLASS, "1798", "the digits sample has 1797 images"),
+        (Task.MULTILABEL, "99", "sample size 99 is too small"),
+    ],
+)
+def test_a_sample_size_out_of_range_is_refused_before_anything_runs(tmp_path, task, size, why):
+    out = tmp_path / "qs"
+    result = CliRunner().invoke(
+        cli, ["quickstart", "--out", str(out), "--task", task.value, "--sample-size", size]
+    )
+    assert result.exit_code == 2 and why in result.output, result.output
+    assert not out.exists()
 
 
 def test_an_output_folder_that_is_not_ours_is_refused_untouched(tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from azure_mock import read_calls, read_versions
-from helpers import save_tiny_checkpoint
+from helpers import TINY_SHAPE, save_tiny_checkpoint
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from PIL import Image
@@ -44,6 +44,13 @@ DRY_RUN_SIZES = {
     "fridgeobjects-multilabel-classification": "Standard_NC4as_T4_v3",
 }
 TIMEOUT_S = 300
+# What the fine-tuning samples' local runs train: transformers' test-sized DeiT (the tests'
+# TINY_SHAPE), through every step of the sample at a fraction of the quickstart model's compute.
+TINY_MODEL = "scratch:deit-tiny:" + ",".join(
+    f"{key}={value}" for key, value in TINY_SHAPE.items() if key != "image_size"
+)
+# Notebook parameters that are numbers (the scripts take every setting as a string).
+NUMBERS = ("EPOCHS", "IMAGE_SIZE")
 TESTS = Path(__file__).resolve().parent
 WORKSPACE = {"SUBSCRIPTION_ID": SUBSCRIPTION, "RESOURCE_GROUP": "rg", "WORKSPACE_NAME": "ws"}
 AZ_WORKSPACE = ["--subscription", SUBSCRIPTION, "--resource-group", "rg", "--workspace-name", "ws"]
@@ -138,11 +145,19 @@ def tiny_zips(tmp_path_factory) -> dict[str, Path]:
 
 
 def _settings(name: str, work: Path, model: Path) -> dict[str, str]:
-    """The tiny settings: one epoch, and the endpoint samples serve the packaged tiny model."""
+    """The tiny settings: one epoch of TINY_MODEL; the endpoint samples serve the packaged tiny
+    model instead."""
     settings = {"WORK_DIR": str(work), "EPOCHS": "1"}
     if name in ENDPOINTS:
         settings["MODEL_DIR"] = str(model)
+    else:
+        settings.update(MODEL=TINY_MODEL, IMAGE_SIZE=str(TINY_SHAPE["image_size"]))
     return settings
+
+
+def _notebook_settings(settings: dict[str, str]) -> dict[str, object]:
+    """`settings` as notebook parameters: NUMBERS as ints."""
+    return {key: int(value) if key in NUMBERS else value for key, value in settings.items()}
 
 
 def _azure_settings(name: str, work: Path, model: Path, zips: dict[str, Path]) -> dict[str, str]:
@@ -220,6 +235,7 @@ def test_the_scripts_are_shellcheck_clean():
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.usefixtures("shared_mlflow_store")
 def test_script_runs_locally(name, tmp_path, packaged_model):
     work = tmp_path / "work"
     done = _run_script(
@@ -380,7 +396,13 @@ def _run_notebook(name: str, cwd: Path, **overrides: object) -> nbformat.Noteboo
     lines = [f"{key} = {value!r}" for key, value in overrides.items()]
     notebook.cells.insert(index + 1, nbformat.v4.new_code_cell("\n".join(lines)))
     client = NotebookClient(
-        notebook, timeout=TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": cwd}}
+        notebook,
+        timeout=TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": cwd}},
+        # The outputs are all in once the last cell ran; a graceful shutdown would wait about
+        # 3 s more for the kernel (torch loaded) to exit, in every notebook test.
+        shutdown_kernel="immediate",
     )
     client.execute()
     return notebook
@@ -395,10 +417,10 @@ def _outputs(notebook: nbformat.NotebookNode) -> str:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.usefixtures("shared_mlflow_store")
 def test_notebook_runs_locally(name, tmp_path, packaged_model):
     work = tmp_path / "work"
-    settings = _settings(name, work, packaged_model)
-    settings["EPOCHS"] = 1
+    settings = _notebook_settings(_settings(name, work, packaged_model))
     notebook = _run_notebook(name, tmp_path, TARGET="local", **settings)
     text = _outputs(notebook)
     if name == "image-classification-batch-endpoint":
@@ -413,8 +435,9 @@ def test_notebook_runs_locally(name, tmp_path, packaged_model):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_azure_dry_run_prints_the_entities(name, tmp_path, packaged_model, tiny_zips):
-    settings = _azure_settings(name, tmp_path / "work", packaged_model, tiny_zips)
-    settings["EPOCHS"] = 1
+    settings = _notebook_settings(
+        _azure_settings(name, tmp_path / "work", packaged_model, tiny_zips)
+    )
     del settings["DEITKIT_CACHE"], settings["SUBSCRIPTION_ID"], settings["RESOURCE_GROUP"]
     del settings["WORKSPACE_NAME"]
     notebook = _run_notebook(

@@ -45,10 +45,10 @@ def test_import_failure_warns_once_and_falls_back(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("shared_mlflow_store")
 def test_apply_ort_run_takes_the_fallback_and_records_it(
     tiny_checkpoint, colour_folders, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.setattr(accelerator, "_warned", False)
     config = FinetuneConfig(model=str(tiny_checkpoint("deit")), train=str(colour_folders),
                             output=str(tmp_path / "out"), task=Task.MULTICLASS, epochs=1,

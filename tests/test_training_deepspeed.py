@@ -178,6 +178,7 @@ def _torchrun(args: list[str], *, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("shared_mlflow_store")  # rank 0 logs there (torchrun passes it on)
 def test_finetune_under_deepspeed_zero2_on_two_cpu_processes(
     tiny_checkpoint, colour_folders, tmp_path
 ):

@@ -23,15 +23,10 @@ from deitkit.training.config import FinetuneConfig
 from deitkit.training.run import finetune
 from deitkit.transforms import EvalTransform
 
+# Every run logs to the session's store, except where a test unsets it.
+pytestmark = pytest.mark.usefixtures("shared_mlflow_store")
 TRAINER_BLOCK = ("epoch", "train_loss", "train_runtime", "train_samples_per_second",
                  "train_steps_per_second", "total_flos")  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def shared_mlflow_store(tmp_path_factory, monkeypatch):
-    """One SQLite store for the module: creating its tables once keeps each run fast."""
-    store = tmp_path_factory.getbasetemp() / "mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
 
 
 def _run(model: Path | str, data: Path, out: Path, task: Task, **changes):

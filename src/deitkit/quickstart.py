@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deitkit.errors import DeitkitError
+from deitkit.data.digits import DIGITS_COUNT
+from deitkit.errors import ConfigError, DeitkitError
 from deitkit.tasks import Task
 from deitkit.workdir import fresh_folder
 
@@ -34,6 +35,8 @@ COMMON_TRAINING = {
     "augmentations": False,
 }
 MULTILABEL_SAMPLE_COUNT = 4000
+# Fewest sample images a run takes: enough for every digit in both splits and 24 batch images.
+MIN_SAMPLE_SIZE = 100
 VALIDATION_FRACTION = 0.2
 SEED = 42
 ONLINE_IMAGES = 2  # the seed request's two images
@@ -139,14 +142,33 @@ class Quickstart:
         task: Multiclass (digits) or multilabel (composed digits).
         out: The output folder (recreated).
         epochs: Override of the preset's epochs (tests and tries use 1).
+        sample_size: How many sample images to use: the first N of the 1,797 digits, or N
+            composed multilabel images; None: all the digits, or MULTILABEL_SAMPLE_COUNT.
+            A quick try of every stage (the tests) uses a few hundred or fewer.
         say: Where progress lines go.
+
+    Raises:
+        ConfigError: `sample_size` is below MIN_SAMPLE_SIZE, or above 1,797 for the digits.
     """
 
     def __init__(
-        self, task: Task, out: Path, *, epochs: int | None = None, say: Callable[[str], None]
+        self,
+        task: Task,
+        out: Path,
+        *,
+        epochs: int | None = None,
+        sample_size: int | None = None,
+        say: Callable[[str], None],
     ):
+        if sample_size is not None and sample_size < MIN_SAMPLE_SIZE:
+            raise ConfigError(f"sample size {sample_size} is too small; use {MIN_SAMPLE_SIZE}+")
+        if sample_size is not None and not task.is_multilabel and sample_size > DIGITS_COUNT:
+            raise ConfigError(
+                f"sample size {sample_size}: the digits sample has {DIGITS_COUNT} images"
+            )
         self.task = task
         self.epochs = epochs
+        self.sample_size = sample_size
         self.say = say
         self.outputs = prepare_output(out)
         self.result = QuickstartResult(task, self.outputs)
@@ -185,10 +207,11 @@ class Quickstart:
         with self.stage("sample data"):
             if self.task.is_multilabel:
                 sample = write_digits_multilabel(
-                    out.sample / "digits-multilabel", count=MULTILABEL_SAMPLE_COUNT
+                    out.sample / "digits-multilabel",
+                    count=self.sample_size or MULTILABEL_SAMPLE_COUNT,
                 )
             else:
-                sample = write_digits(out.sample / "digits")
+                sample = write_digits(out.sample / "digits", count=self.sample_size)
             imported = import_dataset(
                 sample, out.data, split=VALIDATION_FRACTION, seed=SEED, task=self.task
             )

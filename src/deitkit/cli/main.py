@@ -16,6 +16,7 @@ from deitkit.cli.evaluate import evaluate
 from deitkit.cli.finetune import finetune
 from deitkit.cli.package import package
 from deitkit.cli.predict import predict
+from deitkit.cli.process import skip_final_collection
 from deitkit.cli.quickstart import quickstart
 from deitkit.cli.request import request
 from deitkit.cli.serve import serve
@@ -61,7 +62,10 @@ cli.add_command(sku)
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="deitkit")
+    try:
+        cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="deitkit")
+    finally:
+        skip_final_collection()  # the process ends here
 
 
 if __name__ == "__main__":

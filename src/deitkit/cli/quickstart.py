@@ -45,7 +45,14 @@ FRIDGE_URL = (
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs."
 )
-def quickstart(out_dir: Path, task: str, epochs: int | None) -> None:
+@click.option(
+    "--sample-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Use only N sample images, 100 or more (default: all 1,797 digits; 4,000 composed "
+    "multilabel images). With --epochs 1, a quick try of every stage.",
+)
+def quickstart(out_dir: Path, task: str, epochs: int | None, sample_size: int | None) -> None:
     """Sample data → validate → fine-tune → evaluate → package → online and batch endpoints.
 
     Everything runs on this machine: the digits scikit-learn ships, a small DeiT-shaped model
@@ -54,7 +61,9 @@ def quickstart(out_dir: Path, task: str, epochs: int | None) -> None:
     """
     from deitkit.quickstart import Quickstart
 
-    result = Quickstart(Task(task), out_dir, epochs=epochs, say=click.echo).run()
+    result = Quickstart(
+        Task(task), out_dir, epochs=epochs, sample_size=sample_size, say=click.echo
+    ).run()
     _summary(result)
 
 

@@ -44,6 +44,7 @@ def serve(model_dir: Path, port: int, workers: int) -> None:
 
 if __name__ == "__main__":
     # `python -m deitkit.cli.serve` (what LocalServer runs): user errors as the group shows them.
+    from deitkit.cli.process import skip_final_collection
     from deitkit.errors import DeitkitError
 
     try:
@@ -51,3 +52,6 @@ if __name__ == "__main__":
     except DeitkitError as err:
         click.echo(f"error: {err}", err=True)
         raise SystemExit(2) from None
+    finally:
+        # gunicorn ends the master and each forked worker by raising SystemExit through here.
+        skip_final_collection()

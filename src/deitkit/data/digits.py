@@ -19,6 +19,7 @@ from deitkit.errors import ConfigError, DataError
 MARKER = ".deitkit-sample.json"
 DIGITS = "digits"
 DIGITS_MULTILABEL = "digits-multilabel"
+DIGITS_COUNT = 1797  # scans in scikit-learn's digits
 _PNG = re.compile(r"\d+\.png")
 # What each sample may hold besides the marker: its folders (of numbered PNGs) and files.
 _LAYOUTS = {
@@ -27,7 +28,7 @@ _LAYOUTS = {
 }
 
 
-def write_digits(out_dir: str | Path, *, size: int = 64) -> Path:
+def write_digits(out_dir: str | Path, *, size: int = 64, count: int | None = None) -> Path:
     """Write the digits as a class-folder dataset: `OUT/<0..9>/<index>.png` (multiclass).
 
     Each 8x8 scan (values 0–16) becomes a `size` x `size` RGB PNG, upscaled bicubically,
@@ -36,18 +37,24 @@ def write_digits(out_dir: str | Path, *, size: int = 64) -> Path:
     Args:
         out_dir: The folder to write; it must not exist, be empty, or hold an earlier sample.
         size: Side of each image in pixels (at least 8).
+        count: Write only the first `count` scans (1 to 1,797); None writes all of them.
+            scikit-learn's order cycles through the digits, so the first 150 hold 15 of each.
 
     Returns:
         `out_dir`.
 
     Raises:
-        ConfigError: `size` is below 8.
+        ConfigError: `size` is below 8 or `count` is outside 1–1,797.
         DataError: `out_dir` holds anything that is not an earlier deitkit sample.
     """
     if size < 8:
         raise ConfigError(f"size {size} is too small for the digits sample; use 8 or more")
-    params = {"sample": DIGITS, "size": size}
-    return _write_atomically(Path(out_dir), params, lambda staging: _write_digits(staging, size))
+    if count is not None and not 1 <= count <= DIGITS_COUNT:
+        raise ConfigError(f"count {count} must be between 1 and {DIGITS_COUNT} (all the scans)")
+    params = {"sample": DIGITS, "size": size, "count": count or DIGITS_COUNT}
+    return _write_atomically(
+        Path(out_dir), params, lambda staging: _write_digits(staging, size, count)
+    )
 
 
 def write_digits_multilabel(
@@ -107,8 +114,9 @@ def _save_png(pixels: np.ndarray, path: Path) -> None:
     Image.fromarray(pixels).convert("RGB").save(path, format="PNG")
 
 
-def _write_digits(out: Path, size: int) -> None:
+def _write_digits(out: Path, size: int, count: int | None) -> None:
     scans, targets = _load_digits()
+    scans, targets = scans[:count], targets[:count]
     pixels = _render(scans, size)
     for digit in range(10):
         (out / str(digit)).mkdir()
