@@ -55,13 +55,19 @@ def test_bad_values_name_the_flag_and_the_type(value, input_type, message):
         pipeline.coerce_input(value, input_type, flag="--set x")
 
 
-def test_local_model_input_must_be_an_mlflow_folder(tmp_path):
+def test_local_model_input_must_be_an_mlflow_folder_deitkit_reads(tmp_path):
+    from helpers import save_catalog_model, save_hftransformersv2_model
+
     with pytest.raises(ConfigError, match=r"not an MLflow model folder \(no MLmodel\)"):
         pipeline.asset_input(str(tmp_path), "mlflow_model", flag="--set mlflow_model")
-    (tmp_path / "MLmodel").write_text("flavors: {}\n")
-    assert pipeline.asset_input(str(tmp_path), "mlflow_model", flag="--set mlflow_model") == {
+    legacy = save_hftransformersv2_model(tmp_path / "legacy")
+    with pytest.raises(ConfigError, match=r"^--set mlflow_model: .*hftransformersv2") as err:
+        pipeline.asset_input(str(legacy), "mlflow_model", flag="--set mlflow_model")
+    assert "\n" not in str(err.value)
+    catalog = save_catalog_model(tmp_path / "catalog")
+    assert pipeline.asset_input(str(catalog), "mlflow_model", flag="--set mlflow_model") == {
         "type": "mlflow_model",
-        "path": str(tmp_path.resolve()),
+        "path": str(catalog.resolve()),
     }
 
 

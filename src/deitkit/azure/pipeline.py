@@ -282,7 +282,8 @@ def asset_input(value: str, input_type: str, *, flag: str) -> dict[str, str]:
 
     Raises:
         ConfigError: the local path is missing, or is not what the input type reads (an
-            MLTable folder for mltable, an MLflow model folder for mlflow_model), or is an
+            MLTable folder for mltable, an MLflow model folder deitkit reads for mlflow_model),
+            or is an
             MLTable whose images lie outside its folder (Azure uploads only the folder).
     """
     if URI.match(value):
@@ -297,6 +298,15 @@ def asset_input(value: str, input_type: str, *, flag: str) -> dict[str, str]:
         )
     if input_type == "mltable":
         check_uploadable(path, flag=flag)  # only the folder uploads: its images must be in it
-    if input_type == "mlflow_model" and not (path / MLMODEL_FILE).is_file():
-        raise ConfigError(f"{flag} {value!r}: not an MLflow model folder (no {MLMODEL_FILE})")
+    if input_type == "mlflow_model":
+        if not (path / MLMODEL_FILE).is_file():
+            raise ConfigError(f"{flag} {value!r}: not an MLflow model folder (no {MLMODEL_FILE})")
+        # The finetune component reads it with the same code: refuse here what it would refuse
+        # there (hftransformersv2, another task, missing weights) before paying for a job.
+        from deitkit.inference.mlflow_layouts import model_files
+
+        try:
+            model_files(path)
+        except ConfigError as err:
+            raise ConfigError(f"{flag}: {err}") from None
     return {"type": input_type, "path": str(path)}
