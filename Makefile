@@ -15,7 +15,10 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (deitkit needs Python 3.11)"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# The pins changed (or there is no venv): start from an empty venv, so that it holds the
+	# tested set and nothing left from an older one (e.g. mlflow beside mlflow-skinny).
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 ifneq ($(HAS_GPU),yes)
 	$(BIN)/python -m pip install --quiet torch==2.13.0 $(TORCH_PIP_ARGS)
