@@ -34,9 +34,10 @@ def test_last_complete_checkpoint_ignores_unmarked_folders(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("shared_mlflow_store")
 def test_killed_run_resumes_and_the_step_count_continues(tiny_checkpoint, colour_folders, tmp_path):
     model, out = tiny_checkpoint("deit"), tmp_path / "out"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    env = dict(os.environ)  # MLFLOW_TRACKING_URI: the session's store
     first = subprocess.Popen(_finetune_cmd(model, colour_folders, out, 10_000), env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
