@@ -12,27 +12,17 @@ from helpers import write_images
 
 from deitkit.data import datastore
 from deitkit.data.formats import read_dataset
+from deitkit.data.importer import MLTABLE_TEMPLATE
 from deitkit.data.references import DATASTORE_ROOT_ENV, datastore_path
 from deitkit.errors import DataError
 
 WORKSPACE = "azureml://subscriptions/s/resourcegroups/g/workspaces/w"
-MLTABLE = """paths:
-  - file: ./train.jsonl
-transformations:
-  - read_json_lines:
-      encoding: utf8
-      invalid_lines: error
-      include_path_column: false
-  - convert_column_types:
-      - columns: image_url
-        column_type: stream_info
-"""
 
 
 def _mltable(folder: Path, urls: list[str]) -> Path:
     """An MLTable folder with one JSONL row per URL, labelled by position (a/b)."""
     folder.mkdir(parents=True)
-    (folder / "MLTable").write_text(MLTABLE)
+    (folder / "MLTable").write_text(MLTABLE_TEMPLATE.format(jsonl="train.jsonl"))
     rows = [json.dumps({"image_url": url, "label": "ab"[i % 2]}) for i, url in enumerate(urls)]
     (folder / "train.jsonl").write_text("\n".join(rows) + "\n")
     return folder

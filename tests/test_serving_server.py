@@ -383,13 +383,18 @@ print(json.dumps({{"status": response.status_code, "deitkit": deitkit.__file__}}
     assert Path(result["deitkit"]).is_relative_to(root / "mlflow_model" / "code")
 
 
-def test_serve_refuses_a_folder_without_a_model(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "deitkit.cli.serve", "--model", str(tmp_path), "--port", "1"],
+def _serve_without_starting(model: Path) -> subprocess.CompletedProcess:
+    """`deitkit serve --model MODEL` in a child process, expected to refuse before starting."""
+    return subprocess.run(
+        [sys.executable, "-m", "deitkit.cli.serve", "--model", str(model), "--port", "1"],
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_serve_refuses_a_folder_without_a_model(tmp_path):
+    done = _serve_without_starting(tmp_path)
     assert done.returncode == 2
     assert "error:" in done.stderr and "no packaged model (MLmodel)" in done.stderr
     assert "Traceback" not in done.stderr
@@ -569,12 +574,7 @@ def test_the_catalog_model_answers_every_request_form_as_deitkits_packages_do(
 )  # fmt: skip
 def test_serve_refuses_an_unusable_mlflow_model_in_one_line(save, message, tmp_path):
     model = save(tmp_path / "model")
-    done = subprocess.run(
-        [sys.executable, "-m", "deitkit.cli.serve", "--model", str(model), "--port", "1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _serve_without_starting(model)
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(f"error: {model / 'MLmodel'}: ") and message in line

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
-from deitkit.assets.manifest import default_manifest_path
 from deitkit import job_run
+from deitkit.assets.manifest import default_manifest_path
 from deitkit.training import tracking
 
 AZUREML_URI = (

@@ -19,6 +19,8 @@ from deitkit.job_run import configured_uri, job_run_id
 log = logging.getLogger(__name__)
 
 EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "deitkit-finetune")
+
+
 def tracking_uri(output_dir: Path) -> str:
     """The store runs are logged to: the environment's, else a SQLite file inside OUT."""
     return configured_uri() or f"sqlite:///{output_dir.resolve()}/mlflow.db"
