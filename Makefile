@@ -30,7 +30,9 @@ quickstart: setup
 	$(BIN)/deitkit quickstart
 
 test: setup
-	$(BIN)/python -m pytest
+	# Two or more workers (at most 4: each runs torch, servers and training ranks of its own),
+	# tests handed out one by one as workers free up; a single file runs faster without -n.
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist worksteal
 
 lint: setup
 	$(BIN)/ruff check .
