@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deitkit.data.archive import extract_zip
+from deitkit.data.archive import ArchiveLimits, extract_zip
 from deitkit.errors import DataError
 
 
@@ -129,16 +129,16 @@ def test_refuses_too_many_entries(tmp_path):
     archive = _zip(tmp_path / "many.zip", {f"{i}.txt": b"x" for i in range(5)})
     dest = tmp_path / "out"
     with pytest.raises(DataError, match="5 entries exceed the limit of 4"):
-        extract_zip(archive, dest, max_entries=4)
+        extract_zip(archive, dest, limits=ArchiveLimits(max_entries=4))
     _assert_nothing_left(dest)
-    assert len(extract_zip(archive, dest, max_entries=5)) == 5
+    assert len(extract_zip(archive, dest, limits=ArchiveLimits(max_entries=5))) == 5
 
 
 def test_refuses_too_many_declared_bytes(tmp_path):
     archive = _zip(tmp_path / "big.zip", {"a.bin": b"x" * 60, "b.bin": b"y" * 60})
     dest = tmp_path / "out"
     with pytest.raises(DataError, match=r"more than 100 bytes.*'b\.bin'"):
-        extract_zip(archive, dest, max_total_bytes=100)
+        extract_zip(archive, dest, limits=ArchiveLimits(max_total_bytes=100))
     _assert_nothing_left(dest)
 
 
@@ -159,7 +159,7 @@ def test_refuses_an_entry_larger_than_its_header_says(tmp_path):
         assert zf.getinfo("a.bin").file_size == 10  # the lie is what a reader sees up front
     dest = tmp_path / "out"
     with pytest.raises(DataError, match=r"'a\.bin' refused"):
-        extract_zip(archive, dest, max_total_bytes=100)
+        extract_zip(archive, dest, limits=ArchiveLimits(max_total_bytes=100))
     _assert_nothing_left(dest)
 
 
@@ -181,7 +181,7 @@ def test_refuses_a_zip_bomb_ratio(tmp_path):
     with pytest.raises(DataError, match="zip bomb"):
         extract_zip(archive, dest)
     _assert_nothing_left(dest)
-    assert extract_zip(archive, dest, max_ratio=None)[0].stat().st_size == 2 * 2**20
+    assert extract_zip(archive, dest, limits=ArchiveLimits(max_ratio=None))[0].stat().st_size == 2 * 2**20
 
 
 def test_refuses_duplicate_paths(tmp_path):
