@@ -66,6 +66,8 @@ def evaluate(
 
     Images that cannot be read are left out and listed in artifacts/evaluation_summary.json.
     """
+    # First: an --output that cannot be created fails now, not after minutes of scoring.
+    output.mkdir(parents=True, exist_ok=True)
     from deitkit.evaluation import ARTIFACTS_DIR, METRICS_FILE
     from deitkit.evaluation import evaluate as run_evaluation
     from deitkit.inference import MAX_BATCH_SIZE, load_classifier

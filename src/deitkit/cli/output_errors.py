@@ -89,10 +89,25 @@ def as_output_error(err: OSError, params: dict[str, Any]) -> OutputError | None:
             path = os.fsdecode(filename)
             if not _concerns(path, os.fspath(output)):
                 continue
-            if err.errno == errno.EEXIST and not os.path.isdir(path):
-                why = "is a file, where a folder has to be created"  # mkdir's "File exists"
             flag = "--" + name.split("_")[0]
+            if (in_the_way := _file_in_the_way(err, path, os.fspath(output))) is not None:
+                # mkdir says "File exists" or "Not a directory"; this says which file, and why.
+                path, why = in_the_way, "is a file, where a folder has to be created"
             return OutputError(f"{path}: {why} (writing {flag} {output})")
+    return None
+
+
+def _file_in_the_way(err: OSError, path: str, output: str) -> str | None:
+    """The file that stands where a folder of the output has to go, if that is what failed."""
+    if err.errno == errno.EEXIST:
+        # Only a folder above the output: "File exists" on a file itself is another story
+        # (an exclusive create that found one).
+        above = Path(os.path.abspath(path)) in Path(os.path.abspath(output)).parents
+        return path if above and not os.path.isdir(path) else None
+    if err.errno == errno.ENOTDIR:
+        for folder in [*reversed(Path(path).parents), Path(path)]:
+            if os.path.lexists(folder) and not os.path.isdir(folder):
+                return str(folder)
     return None
 
 

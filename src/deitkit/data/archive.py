@@ -90,7 +90,7 @@ def extract_zip(
             tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
         )
         try:
-            files = _extract_all(archive, zip_path, entries, staging, zip_size, limits)
+            files = _extract_all(archive, zip_path, entries, staging, limits)
             if dest.exists():
                 dest.rmdir()
             staging.rename(dest)
@@ -131,7 +131,9 @@ def _checked_entries(
                 )
             _check_ratio(zip_path, info, info.file_size, limits.max_ratio)
         entries.append(entry)
-    _check_archive_ratio(zip_path, declared, zip_size, limits.max_ratio, "declare")
+    # No entry may write more than it declares (checked while extracting), so the declared
+    # total bounds the real one: checking the archive's ratio here, before writing, is enough.
+    _check_archive_ratio(zip_path, declared, zip_size, limits.max_ratio)
     return entries, declared
 
 
@@ -164,7 +166,6 @@ def _extract_all(
     zip_path: Path,
     entries: list[_Entry],
     staging: Path,
-    zip_size: int,
     limits: ArchiveLimits,
 ) -> list[tuple[str, ...]]:
     """Stream every entry into `staging`, counting real bytes; the relative paths of files."""
@@ -198,7 +199,6 @@ def _extract_all(
                             path=zip_path,
                         )
                     _check_ratio(zip_path, entry.info, written, limits.max_ratio)
-                    _check_archive_ratio(zip_path, total, zip_size, limits.max_ratio, "inflate")
                     out.write(chunk)
         except _READ_ERRORS as exc:
             raise _refused(
@@ -224,17 +224,16 @@ def _check_ratio(zip_path: Path, info: zipfile.ZipInfo, size: int, max_ratio: fl
         )
 
 
-def _check_archive_ratio(
-    zip_path: Path, size: int, zip_size: int, max_ratio: float | None, verb: str
-) -> None:
+def _check_archive_ratio(zip_path: Path, size: int, zip_size: int, max_ratio: float | None) -> None:
     # Per byte of the zip file itself: headers cannot make that number lie, and it counts
     # every entry, so a bomb split into many small entries is caught as well as one big one.
     if max_ratio is None or size <= _RATIO_GRACE_BYTES:
         return
     if size > max_ratio * max(zip_size, 1):
         raise DataError(
-            f"the entries {verb} to {size} bytes from a {zip_size}-byte archive (more than "
-            f"{max_ratio:g}x; $DEITKIT_ZIP_MAX_RATIO); this looks like a zip bomb",
+            f"the entries declare {size} bytes uncompressed in a {zip_size}-byte archive "
+            f"({size / max(zip_size, 1):.0f}x, more than {max_ratio:g}x; "
+            "$DEITKIT_ZIP_MAX_RATIO); this looks like a zip bomb",
             path=zip_path,
         )
 
