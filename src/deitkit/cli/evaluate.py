@@ -66,8 +66,6 @@ def evaluate(
 
     Images that cannot be read are left out and listed in artifacts/evaluation_summary.json.
     """
-    # First: an --output that cannot be created fails now, not after minutes of scoring.
-    output.mkdir(parents=True, exist_ok=True)
     from deitkit.evaluation import ARTIFACTS_DIR, METRICS_FILE
     from deitkit.evaluation import evaluate as run_evaluation
     from deitkit.inference import MAX_BATCH_SIZE, load_classifier
@@ -76,6 +74,8 @@ def evaluate(
     classifier = load_classifier(
         model_path, threshold=threshold, max_batch_size=batch_size or MAX_BATCH_SIZE
     )
+    # A refused model writes nothing; an --output that cannot be created fails before scoring.
+    output.mkdir(parents=True, exist_ok=True)
     result = run_evaluation(
         classifier, data, output, threshold=threshold, progress=sys.stderr.isatty()
     )
