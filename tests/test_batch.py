@@ -29,6 +29,7 @@ from deitkit.batch import (
     batch_score,
     driver,
     frame_items,
+    path_items,
     read_rows,
     to_rows,
 )
@@ -304,3 +305,127 @@ def test_endpoint_script_falls_back_to_the_deitkit_copy_inside_the_model(model_d
     record, location = done.stdout.strip().splitlines()[-2:]
     assert record.startswith("00.png,") and record.endswith(",")
     assert Path(location).is_relative_to(model_dir)
+
+
+@pytest.mark.timeout(30)
+def test_fifos_and_sockets_in_the_folder_get_a_row_and_are_never_opened(tmp_path):
+    import os
+    import socket
+
+    write_images(tmp_path, 1)
+    os.mkfifo(tmp_path / "p.png")
+    os.mkfifo(tmp_path / "t.csv")  # a CSV would be read as a table: opening it would block
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "s.png"))
+    server.close()
+
+    items = BatchInput(tmp_path)
+
+    assert len(items) == 4
+    assert {item.name: (item.path, item.error) for item in items} == {
+        "00.png": (tmp_path / "00.png", ""),
+        "p.png": (None, "is a FIFO, not a regular file"),
+        "s.png": (None, "is a socket, not a regular file"),
+        "t.csv": (None, "is a FIFO, not a regular file"),
+    }
+    with pytest.raises(ConfigError, match=r"t\.csv: is a FIFO, not a regular file; expected"):
+        BatchInput(tmp_path / "t.csv")
+    (item,) = path_items([tmp_path / "p.png"])
+    assert (item.name, item.path, item.error) == ("p.png", None, "is a FIFO, not a regular file")
+
+
+def test_links_out_of_the_folder_are_refused_and_folder_links_reported(tmp_path):
+    source, elsewhere = tmp_path / "in", tmp_path / "elsewhere"
+    write_images(source / "real", 1)
+    write_images(elsewhere, 1)
+    (source / "inside.png").symlink_to("real/00.png")
+    (source / "outside.png").symlink_to(elsewhere / "00.png")
+    (source / "alias").symlink_to("real", target_is_directory=True)
+    (source / "away").symlink_to(elsewhere, target_is_directory=True)
+    (source / "itself").symlink_to(".", target_is_directory=True)
+    (source / "gone.png").symlink_to("nothing.png")
+
+    rows = {item.name: (item.path, item.error) for item in BatchInput(source)}
+
+    inside_folder = (
+        "is a symlink to a folder inside the input folder; not followed (its files are scored "
+        "under their own paths)"
+    )
+    assert rows == {
+        "alias": (None, inside_folder),
+        "away": (
+            None,
+            f"is a symlink to a folder outside the input folder ({elsewhere}); not followed",
+        ),
+        "gone.png": (None, "is a broken symlink (its target does not exist)"),
+        "inside.png": (source / "inside.png", ""),
+        "itself": (None, inside_folder),
+        "outside.png": (
+            None,
+            f"is a symlink to a file outside the input folder ({elsewhere / '00.png'}); "
+            "not followed",
+        ),
+        "real/00.png": (source / "real" / "00.png", ""),
+    }
+
+
+ROW = 'a.png,"[""blue""]",[1.0],"[""blue""]",\r\n'
+
+
+@pytest.mark.parametrize(
+    ("tail", "line"),
+    [
+        ('b.png,"[""blue""]",[0.5', 3),  # cut in the middle of a field, no line end
+        ('b.png,"[""blue""]",[1.0],"[""blue""]",', 3),  # every field, but no line end
+        ("b.png,[]\r\n", 3),  # fewer fields than the header
+    ],
+)
+def test_resume_drops_a_torn_last_row_and_says_so(tmp_path, tail, line):
+    output = tmp_path / "predictions.csv"
+    partial_path(output).write_text(",".join(HEADER) + "\r\n" + ROW + tail, newline="")
+
+    with PredictionsWriter(output, resume=True) as writer:
+        assert writer.kept == {"a.png": 1}
+        assert writer.notices == [
+            f"{partial_path(output)}:{line}: dropped the last row, cut short when the previous "
+            "run stopped while writing it; its item is scored again"
+        ]
+
+    assert [row[0] for row in read_rows(output)] == ["a.png"]
+
+
+def test_a_short_row_before_the_last_still_stops_resume(tmp_path):
+    output = tmp_path / "predictions.csv"
+    output.write_text(",".join(HEADER) + "\nb.png,[]\n" + ROW, newline="")
+
+    with pytest.raises(DataError, match=r"predictions\.csv:2: expected 5 fields, found 2"):
+        PredictionsWriter(output, resume=True).__enter__()
+
+
+def test_batch_score_passes_the_torn_row_notice_on(classifier, tmp_path):
+    write_images(tmp_path / "images", 2)
+    output = tmp_path / "predictions.csv"
+    batch_score(classifier, tmp_path / "images", output)
+    whole = output.read_bytes()
+    output.write_bytes(whole[: whole.rindex(b"01.png") + 20])  # the last row, cut short
+    notices: list[str] = []
+
+    summary = batch_score(
+        classifier, tmp_path / "images", output, resume=True, notify=notices.append
+    )
+
+    assert (summary.kept, summary.scored) == (1, 1)
+    assert len(notices) == 1 and notices[0].startswith(f"{output}:3: dropped the last row")
+    assert [row[0] for row in read_rows(output)] == ["00.png", "01.png"]
+
+
+def test_an_output_inside_the_input_or_not_a_regular_file_is_refused(classifier, tmp_path):
+    import os
+
+    write_images(tmp_path / "images", 1)
+    with pytest.raises(ConfigError, match="lies inside --input"):
+        batch_score(classifier, tmp_path / "images", tmp_path / "images" / "predictions.csv")
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(ConfigError, match=r"pipe\.csv: is a FIFO, not a regular file; --output"):
+        PredictionsWriter(tmp_path / "pipe.csv")
+    assert not (tmp_path / "images" / "predictions.csv").exists()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from deitkit.data.archive import extract_zip
-from deitkit.errors import DataError
+from deitkit.data.archive import ArchiveLimits, archive_limits_from_env, extract_zip
+from deitkit.errors import ConfigError, DataError
 
 
 def _zip(path: Path, entries: dict[str, bytes], *, compression: int = zipfile.ZIP_STORED) -> Path:
@@ -129,16 +129,16 @@ def test_refuses_too_many_entries(tmp_path):
     archive = _zip(tmp_path / "many.zip", {f"{i}.txt": b"x" for i in range(5)})
     dest = tmp_path / "out"
     with pytest.raises(DataError, match="5 entries exceed the limit of 4"):
-        extract_zip(archive, dest, max_entries=4)
+        extract_zip(archive, dest, limits=ArchiveLimits(max_entries=4))
     _assert_nothing_left(dest)
-    assert len(extract_zip(archive, dest, max_entries=5)) == 5
+    assert len(extract_zip(archive, dest, limits=ArchiveLimits(max_entries=5))) == 5
 
 
 def test_refuses_too_many_declared_bytes(tmp_path):
     archive = _zip(tmp_path / "big.zip", {"a.bin": b"x" * 60, "b.bin": b"y" * 60})
     dest = tmp_path / "out"
     with pytest.raises(DataError, match=r"more than 100 bytes.*'b\.bin'"):
-        extract_zip(archive, dest, max_total_bytes=100)
+        extract_zip(archive, dest, limits=ArchiveLimits(max_total_bytes=100))
     _assert_nothing_left(dest)
 
 
@@ -159,7 +159,7 @@ def test_refuses_an_entry_larger_than_its_header_says(tmp_path):
         assert zf.getinfo("a.bin").file_size == 10  # the lie is what a reader sees up front
     dest = tmp_path / "out"
     with pytest.raises(DataError, match=r"'a\.bin' refused"):
-        extract_zip(archive, dest, max_total_bytes=100)
+        extract_zip(archive, dest, limits=ArchiveLimits(max_total_bytes=100))
     _assert_nothing_left(dest)
 
 
@@ -181,7 +181,10 @@ def test_refuses_a_zip_bomb_ratio(tmp_path):
     with pytest.raises(DataError, match="zip bomb"):
         extract_zip(archive, dest)
     _assert_nothing_left(dest)
-    assert extract_zip(archive, dest, max_ratio=None)[0].stat().st_size == 2 * 2**20
+    assert (
+        extract_zip(archive, dest, limits=ArchiveLimits(max_ratio=None))[0].stat().st_size
+        == 2 * 2**20
+    )
 
 
 def test_refuses_duplicate_paths(tmp_path):
@@ -227,3 +230,56 @@ def test_refuses_a_file_where_a_folder_must_go(tmp_path):
     with pytest.raises(DataError, match=r"'a/b\.txt' refused: cannot be written"):
         extract_zip(archive, dest)
     _assert_nothing_left(dest)
+
+
+def test_refuses_a_bomb_split_into_entries_of_1_mib_each(tmp_path):
+    # Each entry is 1 MiB, within the per-entry grace; the archive as a whole inflates ~900x.
+    archive = _zip(
+        tmp_path / "split.zip",
+        {f"d/{i}.png": bytes(2**20) for i in range(8)},
+        compression=zipfile.ZIP_DEFLATED,
+    )
+    dest = tmp_path / "out"
+    with pytest.raises(DataError, match=r"declare 8388608 bytes uncompressed in a \d+-byte") as err:
+        extract_zip(archive, dest)
+    assert "more than 100x; $DEITKIT_ZIP_MAX_RATIO); this looks like a zip bomb" in str(err.value)
+    _assert_nothing_left(dest)
+    assert len(extract_zip(archive, dest, limits=ArchiveLimits(max_ratio=1000))) == 8
+
+
+def test_limits_come_from_the_environment(tmp_path, monkeypatch):
+    archive = _zip(tmp_path / "many.zip", {f"{i}.txt": b"x" for i in range(5)})
+    monkeypatch.setenv("DEITKIT_ZIP_MAX_ENTRIES", "4")
+    monkeypatch.setenv("DEITKIT_ZIP_MAX_BYTES", "1000")
+    monkeypatch.setenv("DEITKIT_ZIP_MAX_RATIO", "2.5")
+    assert archive_limits_from_env() == ArchiveLimits(4, 1000, 2.5)
+    with pytest.raises(DataError, match=r"5 entries exceed the limit of 4 \(\$DEITKIT_ZIP_MAX_E"):
+        extract_zip(archive, tmp_path / "out")
+    monkeypatch.setenv("DEITKIT_ZIP_MAX_RATIO", "0.5")
+    with pytest.raises(ConfigError, match=r"DEITKIT_ZIP_MAX_RATIO='0\.5' is invalid"):
+        extract_zip(archive, tmp_path / "out")
+    monkeypatch.delenv("DEITKIT_ZIP_MAX_RATIO")
+    monkeypatch.setenv("DEITKIT_ZIP_MAX_BYTES", "lots")
+    with pytest.raises(ConfigError, match="expected an integer >= 1"):
+        archive_limits_from_env()
+
+
+def test_refuses_what_does_not_fit_on_the_disk(tmp_path, monkeypatch):
+    import shutil
+
+    archive = _zip(tmp_path / "a.zip", {"a.bin": b"x" * 600})
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=500))
+    dest = tmp_path / "out"
+    with pytest.raises(DataError, match=r"declare 600 bytes uncompressed, more than the 500 bytes"):
+        extract_zip(archive, dest)
+    _assert_nothing_left(dest)
+
+
+@pytest.mark.timeout(20)
+def test_refuses_a_fifo_without_opening_it(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "data.zip")
+    with pytest.raises(DataError, match=r"data\.zip: is a FIFO, not a regular file"):
+        extract_zip(tmp_path / "data.zip", tmp_path / "out")

@@ -84,5 +84,5 @@ def test_broken_symlink_is_an_error(tmp_path):
     log = ProblemLog()
     assert len(read_class_folders(tmp_path, log)) == 1
     assert [(p.path, p.what) for p in log.errors] == [
-        (str(tmp_path / "can" / "2.png"), "image is a broken symlink")
+        (str(tmp_path / "can" / "2.png"), "image is a broken symlink (its target does not exist)")
     ]

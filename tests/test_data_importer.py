@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -309,3 +310,70 @@ def test_validation_images_lists_the_files_in_annotation_order(tmp_path):
     urls = [row["image_url"] for row in _jsonl(result.validation_jsonl)]
     assert [p.relative_to(result.out_dir).as_posix() for p in images] == urls
     assert result.validation_images(2) == images[:2]
+
+
+def test_links_inside_the_folder_stay_links_into_the_copy(tmp_path):
+    folder = _class_folder(tmp_path / "fridge", FRIDGE)
+    (folder / "can" / "alias.png").symlink_to(folder / "can" / "0.png")  # absolute, inside
+    (folder / ".git").mkdir()
+    os.mkfifo(folder / ".git" / "fsmonitor")  # hidden: the reader skips it, so the copy does
+    ml = tmp_path / "ml"
+    (ml / "pictures").mkdir(parents=True)
+    for i in range(5):
+        (ml / "pictures" / f"{i}.png").write_bytes(_png())
+    (ml / "images").symlink_to(ml / "pictures", target_is_directory=True)
+    (ml / "labels.csv").write_text(
+        "filename,labels\n" + "".join(f"{i}.png,can\n" for i in range(5))
+    )
+
+    classes = import_dataset(folder, tmp_path / "out")
+    multilabel = import_dataset(ml, tmp_path / "out-ml")
+
+    assert os.readlink(classes.data_dir / "can" / "alias.png") == "0.png"
+    assert not (classes.data_dir / ".git").exists()
+    assert classes.n_train + classes.n_validation == 18  # the alias is the same image
+    assert os.readlink(multilabel.data_dir / "images") == "pictures"
+    assert multilabel.n_train + multilabel.n_validation == 5
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda p, tmp: os.mkfifo(p), "is a FIFO, not a regular file; data import copies"),
+        (lambda p, tmp: p.symlink_to(tmp / "secret.png"), "is a symlink to .*secret.png, outside"),
+        (lambda p, tmp: p.symlink_to("gone.png"), "is a broken symlink"),
+    ],
+)
+def test_fifos_and_links_out_of_the_folder_are_refused(tmp_path, make, why):
+    folder = _class_folder(tmp_path / "fridge", FRIDGE)
+    (tmp_path / "secret.png").write_bytes(_png())
+    make(folder / "can" / "odd.png", tmp_path)
+    out = tmp_path / "out"
+
+    with pytest.raises(DataError, match=why) as err:
+        import_dataset(folder, out)
+
+    assert str(err.value).startswith(f"{folder / 'can' / 'odd.png'}: ")
+    assert not out.exists()
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_named_like_a_zip_is_refused_without_opening_it(tmp_path):
+    os.mkfifo(tmp_path / "data.zip")
+    with pytest.raises(DataError, match=r"data\.zip: is a FIFO, not a regular file"):
+        import_dataset(tmp_path / "data.zip", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_staging_folder_of_a_killed_import_is_named_with_what_to_do(tmp_path):
+    out = tmp_path / "data"
+    (out / ".extracting" / "fridgeObjects").mkdir(parents=True)  # what kill -9 leaves
+
+    with pytest.raises(DataError) as err:
+        import_dataset(_class_zip(tmp_path / "f.zip", FRIDGE), out)
+
+    assert str(err.value) == (
+        f"{out}: refusing to import: the output is not empty: it holds .extracting, the staging "
+        f"folder of an import that was stopped before it finished; delete {out} and import again"
+    )

@@ -61,7 +61,7 @@ def test_resolves(root, ref):
         ("../outside.png", "escapes the dataset root"),
         ("OUTSIDE", "escapes the dataset root"),
         ("imgs/none.png", "does not exist"),
-        ("imgs", "is not a file"),
+        ("imgs", "is a folder, not a regular file"),
         ("", "non-empty string"),
         (None, "non-empty string"),
         ("wasbs://container@account/x.png", "cannot read"),

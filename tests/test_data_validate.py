@@ -159,3 +159,40 @@ def test_check_compatible(tmp_path):
     multilabel = read_dataset(tmp_path / "val", task=Task.MULTILABEL)
     with pytest.raises(DataError, match="validation data is image-classification-multilabel"):
         check_compatible(train, multilabel)
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_is_reported_as_a_fifo_and_never_opened(tmp_path):
+    import os
+
+    root = class_folders(tmp_path / "d", {"can": 2, "milk": 2})
+    os.mkfifo(root / "can" / "p.png")
+    (root / "milk" / "link.png").symlink_to(root / "can" / "p.png")
+
+    report = validate_dataset(root)
+
+    assert [(p.severity, p.path, p.what) for p in report.problems] == [
+        ("error", str(root / "can" / "p.png"), "image is a FIFO, not a regular file"),
+        (
+            "error",
+            str(root / "milk" / "link.png"),
+            "image is a symlink to a FIFO, not a regular file",
+        ),
+    ]
+    assert len(report.dataset) == 4
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("name", ["labels.csv", "train.jsonl", "MLTable", "data.zip"])
+def test_an_annotation_file_that_is_a_fifo_stops_with_what_it_is(tmp_path, name):
+    import os
+
+    root = tmp_path / "d"
+    (root / "images").mkdir(parents=True)
+    os.mkfifo(root / name)
+    path = root if name in ("labels.csv", "MLTable") else root / name
+
+    with pytest.raises(DataError) as err:
+        validate_dataset(path)
+
+    assert str(err.value).startswith(f"{root / name}: is a FIFO, not a regular file")

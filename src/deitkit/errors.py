@@ -33,3 +33,7 @@ class ImageError(DeitkitError):
         self.source = source
         self.reason = message
         super().__init__(f"{source}: {message}" if source else message)
+
+
+class OutputError(DeitkitError):
+    """An output cannot be written: a read-only folder, a full disk, a file where a folder goes."""

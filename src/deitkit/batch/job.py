@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from tqdm.auto import tqdm
 
 from deitkit.batch.items import BatchInput, Item
 from deitkit.batch.output import PredictionsWriter, to_rows
+from deitkit.errors import ConfigError
 from deitkit.inference import Classifier
 from deitkit.inference.scoring import score_batches
 
@@ -36,6 +38,7 @@ def batch_score(
     resume: bool = False,
     threshold: float | None = None,
     progress: bool = False,
+    notify: Callable[[str], None] = log.warning,
 ) -> BatchSummary:
     """Score every image of `source` into the predictions CSV `output`.
 
@@ -51,14 +54,18 @@ def batch_score(
         resume: Keep the rows a previous run scored without error and skip their items.
         threshold: Multilabel threshold of `predicted`; None: the model's.
         progress: Show a progress bar.
+        notify: Receives one-line notices, such as a torn last row dropped on `resume`.
 
     Raises:
-        ConfigError: `source` or `output` is unusable.
+        ConfigError: `source` or `output` is unusable, or `output` lies inside `source`.
         DataError: a CSV cannot be parsed, or the file resumed from is not a predictions CSV.
     """
     items = BatchInput(source)
+    _check_apart(items.path, Path(output))
     errors = 0
     with PredictionsWriter(output, resume=resume) as writer:
+        for notice in writer.notices:
+            notify(notice)
         kept = writer.kept.total()
         total = len(items) if progress else None
         with tqdm(total=total, unit="img", desc="scoring", disable=not progress) as bar:
@@ -71,6 +78,16 @@ def batch_score(
     summary = BatchSummary(Path(output), kept + scored, kept, scored, errors)
     log.info("batch-score: %s", summary)
     return summary
+
+
+def _check_apart(source: Path, output: Path) -> None:
+    """Refuse an output that would replace the input, or be read as input by the next run."""
+    src, out = Path(os.path.realpath(source)), Path(os.path.realpath(output))
+    if out == src or (source.is_dir() and out.is_relative_to(src)):
+        raise ConfigError(
+            f"--output {output} lies inside --input {source}: it would replace an input file or "
+            "be scored as one next time; write it elsewhere"
+        )
 
 
 def _pending(items: BatchInput, kept: dict[str, int], bar: tqdm) -> Iterator[Item]:

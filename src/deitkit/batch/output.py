@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from deitkit.data.files import not_a_file
 from deitkit.errors import ConfigError, DataError
 from deitkit.inference import Classifier
 from deitkit.inference.scoring import Scored
@@ -77,8 +78,39 @@ def read_rows(path: Path) -> list[list[str]]:
     Raises:
         DataError: the file is not such a CSV, naming the file and line.
     """
+    records, torn = _read_records(path)
+    if torn is not None:
+        _check_fields(records[-1], path, torn)
+    return records
+
+
+def read_resumable(path: Path) -> tuple[list[list[str]], int | None]:
+    """The complete records of a predictions CSV, and the line of a torn last row dropped.
+
+    A run killed while writing leaves its last row cut short: no line end after it, or fewer
+    fields than the header. That row is dropped (its item is scored again); anything else
+    malformed is an error.
+
+    Raises:
+        DataError: the file is not a predictions CSV, naming the file and line.
+    """
+    records, torn = _read_records(path)
+    if torn is not None:
+        records.pop()
+    return records, torn
+
+
+def _read_records(path: Path) -> tuple[list[list[str]], int | None]:
+    """Every record after the header, and the first line of the last one if it is torn."""
     with open(path, newline="", encoding="utf-8") as file:
-        records = list(csv.reader(file))
+        text = file.read()
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records, starts = [], []
+    line = 1
+    for record in reader:
+        records.append(record)
+        starts.append(line)
+        line = reader.line_num + 1
     if not records or tuple(records[0]) != HEADER:
         found = ",".join(records[0]) if records else "an empty file"
         raise DataError(
@@ -87,12 +119,19 @@ def read_rows(path: Path) -> list[list[str]]:
             path=path,
             line=1,
         )
-    for line, record in enumerate(records[1:], start=2):
-        if len(record) != len(HEADER):
-            raise DataError(
-                f"expected {len(HEADER)} fields, found {len(record)}", path=path, line=line
-            )
-    return records[1:]
+    records, starts = records[1:], starts[1:]
+    torn = None
+    if records and (not text.endswith("\n") or len(records[-1]) < len(HEADER)):
+        torn = starts[-1]
+    whole = len(records) - (torn is not None)
+    for record, start in zip(records[:whole], starts[:whole], strict=True):
+        _check_fields(record, path, start)
+    return records, torn
+
+
+def _check_fields(record: list[str], path: Path, line: int) -> None:
+    if len(record) != len(HEADER):
+        raise DataError(f"expected {len(HEADER)} fields, found {len(record)}", path=path, line=line)
 
 
 def partial_path(output: Path) -> Path:
@@ -109,10 +148,12 @@ class PredictionsWriter:
 
     With `resume`, the rows scored without error by the previous run are kept: from the partial
     file when there is one (the latest run's progress), else from `output`. `kept` counts them
-    by file name; rows with an error are dropped so that their items are tried again.
+    by file name; rows with an error are dropped so that their items are tried again, and so
+    is a torn last row (see `read_resumable`), which `notices` then reports.
 
     Raises:
-        ConfigError: `output` is a folder.
+        ConfigError: `output` is a folder or another file that is not a regular one (a FIFO,
+            a device): the finished file would replace it.
         DataError: the file resumed from is not a predictions CSV.
     """
 
@@ -120,9 +161,13 @@ class PredictionsWriter:
         self.output = Path(output)
         if self.output.is_dir():
             raise ConfigError(f"{self.output}: is a folder; --output takes a .csv file path")
+        why = not_a_file(self.output) if os.path.lexists(self.output) else None
+        if why is not None:
+            raise ConfigError(f"{self.output}: {why}; --output takes a .csv file path")
         self.partial = partial_path(self.output)
         self.resume = resume
         self.kept: Counter[str] = Counter()
+        self.notices: list[str] = []
         self.written = 0
         self._file: io.TextIOWrapper | None = None
 
@@ -131,7 +176,13 @@ class PredictionsWriter:
         if self.resume:
             source = self.partial if self.partial.is_file() else self.output
             if source.is_file():
-                previous = [r for r in read_rows(source) if not r[-1]]
+                records, torn = read_resumable(source)
+                previous = [r for r in records if not r[-1]]
+                if torn is not None:
+                    self.notices.append(
+                        f"{source}:{torn}: dropped the last row, cut short when the previous run "
+                        "stopped while writing it; its item is scored again"
+                    )
         self.kept = Counter(record[0] for record in previous)
         self.output.parent.mkdir(parents=True, exist_ok=True)
         # The kept rows go to a fresh file renamed into place: the partial being resumed from

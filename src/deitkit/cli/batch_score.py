@@ -73,6 +73,7 @@ def batch_score(
             resume=resume,
             threshold=threshold,
             progress=sys.stderr.isatty(),
+            notify=lambda notice: click.echo(f"note: {notice}", err=True),
         )
     except BaseException:
         partial = partial_path(output)

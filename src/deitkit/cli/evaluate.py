@@ -74,6 +74,8 @@ def evaluate(
     classifier = load_classifier(
         model_path, threshold=threshold, max_batch_size=batch_size or MAX_BATCH_SIZE
     )
+    # A refused model writes nothing; an --output that cannot be created fails before scoring.
+    output.mkdir(parents=True, exist_ok=True)
     result = run_evaluation(
         classifier, data, output, threshold=threshold, progress=sys.stderr.isatty()
     )

@@ -1,4 +1,8 @@
-"""The `deitkit` command group; user errors print one line and exit 2, never a traceback."""
+"""The `deitkit` command group; user errors print one line and exit 2, never a traceback.
+
+User errors are DeitkitErrors, and OS errors on a command's outputs (a read-only or full
+folder, an output path under a file), which `cli.output_errors` turns into OutputErrors.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from deitkit.cli.batch_score import batch_score
 from deitkit.cli.data import data
 from deitkit.cli.evaluate import evaluate
 from deitkit.cli.finetune import finetune
+from deitkit.cli.output_errors import use_everywhere
 from deitkit.cli.package import package
 from deitkit.cli.predict import predict
 from deitkit.cli.process import skip_final_collection
@@ -58,6 +63,7 @@ cli.add_command(quickstart)
 cli.add_command(request)
 cli.add_command(serve)
 cli.add_command(sku)
+use_everywhere(cli)  # after every command is added: each one's outputs are guarded
 
 
 def main(argv: list[str] | None = None) -> None:

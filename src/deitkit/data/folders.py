@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 from deitkit.data.dataset import Example
+from deitkit.data.files import not_a_file
 from deitkit.data.problems import ProblemLog
 from deitkit.data.references import is_ignored, is_image_name, is_inside, resolve_reference
 from deitkit.data.text import read_text
@@ -59,9 +60,9 @@ def _read_label_folder(folder: Path, root: Path, log: ProblemLog) -> list[Exampl
             if not is_inside(path, root):
                 refused += 1
                 log.error("image is a symlink pointing outside the dataset root", path=path)
-            elif not path.is_file():
+            elif (why := not_a_file(path)) is not None:
                 refused += 1
-                log.error("image is a broken symlink", path=path)
+                log.error(f"image {why}", path=path)
             else:
                 examples.append(Example(path, (label,), f"{label}/{path.name}"))
     if not examples and not refused:

@@ -17,6 +17,7 @@ from pathlib import Path
 from deitkit.cache import cache_dir
 from deitkit.data.dataset import Example, ImageDataset
 from deitkit.data.datastore import datastore_for
+from deitkit.data.files import not_a_file
 from deitkit.data.folders import LABELS_CSV, read_class_folders, read_multilabel_folder
 from deitkit.data.jsonl import read_jsonl
 from deitkit.data.mltable import MLTABLE_FILE, read_mltable_spec
@@ -41,18 +42,21 @@ def detect_layout(path: str | Path) -> str:
         DataError: when `path` does not exist or matches no layout, saying what was expected.
     """
     path = Path(path)
-    if path.is_file():
+    if not path.is_dir():
+        # A FIFO is named by what it is and never opened: reading one waits for a writer.
+        if (why := not_a_file(path)) is not None:
+            raise DataError(f"{why}; {_EXPECTED}", path=path)
         suffix = path.suffix.lower()
         if path.name == MLTABLE_FILE:
             return "mltable"
         if suffix in (".zip", ".jsonl"):
             return suffix[1:]
         raise DataError(f"not a dataset file; {_EXPECTED}", path=path)
-    if not path.is_dir():
-        raise DataError(f"does not exist; {_EXPECTED}", path=path)
-    if (path / MLTABLE_FILE).is_file():
+    # lexists: a labels.csv that is a FIFO or a broken link still picks the layout, and its
+    # reader then says what is wrong with it.
+    if os.path.lexists(path / MLTABLE_FILE):
         return "mltable"
-    if (path / LABELS_CSV).is_file():
+    if os.path.lexists(path / LABELS_CSV):
         return "multilabel-folder"
     children = [child for child in path.iterdir() if not is_ignored(child)]
     if any(child.is_dir() for child in children):

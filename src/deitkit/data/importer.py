@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deitkit.data.archive import extract_zip
 from deitkit.data.dataset import Example, ImageDataset
-from deitkit.data.references import is_ignored, is_image_name
+from deitkit.data.files import require_file
+from deitkit.data.intake import bring_in, not_empty
 from deitkit.errors import ConfigError, DataError
 from deitkit.tasks import Task, parse_task
 
@@ -37,8 +37,6 @@ transformations:
         column_type: stream_info
 """
 _RESERVED = frozenset({TRAIN_JSONL, VALIDATION_JSONL, TRAIN_MLTABLE_DIR, VALIDATION_MLTABLE_DIR})
-_EXTRACTING = ".extracting"
-_MAX_WRAPPERS = 8
 
 
 @dataclass(frozen=True)
@@ -73,9 +71,10 @@ def import_dataset(
     """Bring a dataset zip or folder into `out_dir` and write Azure ML's annotation files for it.
 
     A zip (class folders or `images/` + `labels.csv`, optionally inside one top folder) is
-    extracted safely to `OUT/<top folder or zip name>/`; a dataset folder in either layout is
-    copied to `OUT/<folder name>/`, so the annotations never point into (or change) the
-    user's own folder. Then, as Azure's fine-tuning
+    extracted safely to `OUT/<top folder or zip name>/` (see `extract_zip` for its caps); a
+    dataset folder in either layout is copied to `OUT/<folder name>/` (see `intake.bring_in`:
+    regular files, folders, and links that stay inside it), so the annotations never point into (or
+    change) the user's own folder. Then, as Azure's fine-tuning
     samples do, `OUT/train_annotations.jsonl` and `OUT/validation_annotations.jsonl`
     (image_url relative to OUT) and the MLTable folders `OUT/training-mltable-folder/` and
     `OUT/validation-mltable-folder/` (a copy of the JSONL with image_url relative to that
@@ -95,20 +94,23 @@ def import_dataset(
 
     Raises:
         ConfigError: `split` is outside (0, 1) or `task` is unknown.
-        DataError: `out_dir` is not empty or lies inside the source folder, the zip is unsafe
-            or unreadable, the dataset is invalid, or the split leaves either side empty.
+        DataError: `out_dir` is not empty or lies inside the source folder, the source is not a
+            folder or regular file, the zip is unsafe or unreadable, the folder holds what
+            cannot be copied, the dataset is invalid, or the split leaves either side empty.
     """
     if split is not None and not 0.0 < split < 1.0:
         raise ConfigError(f"split {split} must be a validation fraction between 0 and 1")
     expected = parse_task(task) if task is not None else None
     source, out = Path(source), Path(out_dir)
+    if not source.is_dir():
+        require_file(source)  # a FIFO named data.zip would block the import forever
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataError("refusing to import: the output is not an empty folder", path=out)
+        raise DataError(not_empty(out), path=out)
     if source.is_dir() and out.resolve().is_relative_to(source.resolve()):
         raise DataError(f"refusing to import: the output {out} lies inside it", path=source)
     existed = out.exists()
     try:
-        data_dir = _copy_folder(source, out) if source.is_dir() else _extract(source, out)
+        data_dir = bring_in(source, out, reserved=_RESERVED)
         from deitkit.data.formats import read_dataset
 
         dataset = read_dataset(data_dir, task=expected)
@@ -179,42 +181,6 @@ def validation_indices(
             "least one image on each side"
         ) from None
     return sorted(validation)
-
-
-def _copy_folder(folder: Path, out: Path) -> Path:
-    """Copy a dataset folder to `out/<its name>` (symlinks stay links, as the reader sees them)."""
-    name = folder.resolve().name
-    if name in _RESERVED or name.startswith(".") or not name:
-        name = "data"
-    data_dir = out / name
-    shutil.copytree(folder, data_dir, symlinks=True)
-    return data_dir
-
-
-def _extract(zip_path: Path, out: Path) -> Path:
-    """Extract into `out`, moving the dataset folder up to `out/<name>`; that folder.
-
-    Lone wrapper folders (`fridgeObjects/`) are unwrapped as the zip reader does; a zip with
-    no top folder is put in a folder named after the zip, so the annotation files never sit
-    among the label folders.
-    """
-    staging = out / _EXTRACTING
-    extract_zip(zip_path, staging)
-    source = staging
-    for _ in range(_MAX_WRAPPERS):
-        children = [child for child in source.iterdir() if not is_ignored(child)]
-        if len(children) != 1 or not children[0].is_dir():
-            break
-        if any(is_image_name(grandchild) for grandchild in children[0].iterdir()):
-            break  # a lone label folder: the reader says what is wrong with the dataset
-        source = children[0]
-    name = source.name if source != staging else zip_path.stem
-    if name in _RESERVED or name.startswith("."):
-        name = "data"
-    data_dir = out / name
-    source.rename(data_dir)
-    shutil.rmtree(staging, ignore_errors=True)
-    return data_dir
 
 
 def _write_annotations(

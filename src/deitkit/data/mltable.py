@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from deitkit.data.files import MISSING, not_a_file
 from deitkit.data.jsonl import InvalidLines
 from deitkit.errors import DataError
 
@@ -45,6 +46,8 @@ def read_mltable_spec(folder: Path) -> MLTableSpec:
             `read_json_lines`, names a missing file, or uses another transformation.
     """
     file = folder / MLTABLE_FILE
+    if (why := not_a_file(file)) not in (None, MISSING):
+        raise DataError(why, path=file)
     try:
         spec = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
@@ -84,8 +87,8 @@ def _jsonl_files(paths: object, folder: Path, file: Path) -> list[Path]:
         if "://" in name:
             raise DataError(f"paths file {name!r}: only local paths are supported", path=file)
         jsonl = Path(os.path.normpath(folder / name))
-        if not jsonl.is_file():
-            raise DataError(f"paths file {name!r} does not exist (looked for {jsonl})", path=file)
+        if (why := not_a_file(jsonl)) is not None:
+            raise DataError(f"paths file {name!r} {why} (looked for {jsonl})", path=file)
         found.append(jsonl)
     return found
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
+from deitkit.data.files import not_a_file
 from deitkit.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -147,6 +148,6 @@ def _check_file(ref: str, candidate: Path, root: Path) -> Path:
         raise DataError(f"image file {ref!r} does not exist (looked for {candidate})")
     if not is_inside(candidate, root):
         raise DataError(f"image path {ref!r} is a symlink pointing outside the dataset root {root}")
-    if not candidate.is_file():
-        raise DataError(f"image path {ref!r} is not a file ({candidate})")
+    if (why := not_a_file(candidate)) is not None:
+        raise DataError(f"image path {ref!r} {why} ({candidate})")
     return candidate

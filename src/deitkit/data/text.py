@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deitkit.data.files import MISSING, not_a_file
 from deitkit.errors import DataError
 
 
@@ -11,8 +12,11 @@ def read_text(path: Path) -> str:
     """Return the file's text (UTF-8, a leading byte-order mark dropped).
 
     Raises:
-        DataError: naming the file, and the line, when it is missing or not valid UTF-8.
+        DataError: naming the file, and the line, when it is missing, not a regular file (a
+            FIFO is not opened: that would wait for a writer forever), or not valid UTF-8.
     """
+    if (why := not_a_file(path)) not in (None, MISSING):
+        raise DataError(why, path=path)
     try:
         data = path.read_bytes()
     except OSError as err:
