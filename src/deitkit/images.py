@@ -32,8 +32,14 @@ _UPRIGHT = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-# Opening never waits (a FIFO with no writer) nor makes a terminal ours; Windows has neither flag.
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+# Opening never waits (a FIFO with no writer) nor makes a terminal ours; Windows has neither
+# flag, and needs O_BINARY (its C runtime would otherwise translate line ends).
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 _NOT_REGULAR = (
     (stat.S_ISDIR, "a directory"),
     (stat.S_ISFIFO, "a FIFO"),
