@@ -123,7 +123,7 @@ def test_zero_byte_missing_and_directory_are_refused_naming_the_file(tmp_path):
         load_image(empty)
     with pytest.raises(ImageError, match=r"missing\.jpg: file not found"):
         load_image(tmp_path / "missing.jpg")
-    with pytest.raises(ImageError, match="is a directory"):
+    with pytest.raises(ImageError, match="is a folder, not a regular file"):
         load_image(tmp_path)
     with pytest.raises(ImageError, match=r"missing\.png: file not found"):
         read_image_info(tmp_path / "missing.png")
@@ -150,11 +150,14 @@ def test_devices_sockets_and_dangling_links_are_refused_without_reading(tmp_path
         with pytest.raises(ImageError, match=r"s\.png: is a socket, not a regular file"):
             load_image(tmp_path / "s.png")
     (tmp_path / "gone.png").symlink_to(tmp_path / "missing.png")
-    with pytest.raises(ImageError, match=r"gone\.png: is a symlink to a missing file"):
+    with pytest.raises(ImageError, match=r"gone\.png: is a broken symlink \(its target does not"):
         load_image(tmp_path / "gone.png")
     (tmp_path / "link.png").symlink_to("/dev/zero")  # a link is judged by what it points to
-    with pytest.raises(ImageError, match="is a character device"):
+    with pytest.raises(ImageError, match="is a symlink to a character device, not a regular"):
         load_image(tmp_path / "link.png")
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    with pytest.raises(ImageError, match=r"loop\.png: is a symlink loop$"):
+        load_image(tmp_path / "loop.png")
 
 
 class _Reads:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import io
 import os
 import re
@@ -40,8 +41,9 @@ _OPEN_FLAGS = (
     | getattr(os, "O_NOCTTY", 0)
     | getattr(os, "O_BINARY", 0)
 )
+# Worded as deitkit.data.files words them for dataset and batch folders.
 _NOT_REGULAR = (
-    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISDIR, "a folder"),
     (stat.S_ISFIFO, "a FIFO"),
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
@@ -338,22 +340,26 @@ def _check_bytes(size: int, source: str, limits: ImageLimits) -> None:
 def _open_file(path: str | Path, source: str, limits: ImageLimits) -> BinaryIO:
     """Open a regular file for reading, checking its size against `limits` before any read.
 
-    Anything else (a directory, FIFO, device or socket) is refused without reading from it, and
+    Anything else (a folder, FIFO, device or socket) is refused without reading from it, and
     opening never blocks; OS errors become ImageErrors naming `source`.
     """
     try:
         # stat() first: a socket cannot be opened at all, and a device should not be.
-        _check_regular(os.stat(path).st_mode, source)
+        _check_regular(os.stat(path).st_mode, path, source)
         # Checked again on what was opened, in case the path changed in between.
         fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
-        reason = "is a symlink to a missing file" if os.path.islink(path) else "file not found"
-        raise ImageError(reason, source=source) from None
+        if os.path.islink(path):
+            why = "is a broken symlink (its target does not exist)"
+            raise ImageError(why, source=source) from None
+        raise ImageError("file not found", source=source) from None
     except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ImageError("is a symlink loop", source=source) from None
         raise ImageError(f"cannot be read: {err.strerror or err}", source=source) from None
     try:
         status = os.fstat(fd)
-        _check_regular(status.st_mode, source)
+        _check_regular(status.st_mode, path, source)
         _check_bytes(status.st_size, source, limits)
         return open(fd, "rb")
     except OSError as err:
@@ -364,12 +370,12 @@ def _open_file(path: str | Path, source: str, limits: ImageLimits) -> BinaryIO:
         raise
 
 
-def _check_regular(mode: int, source: str) -> None:
-    for test, kind in _NOT_REGULAR:
-        if test(mode):
-            raise ImageError(f"is {kind}, not a regular file", source=source)
-    if not stat.S_ISREG(mode):
-        raise ImageError("is not a regular file", source=source)
+def _check_regular(mode: int, path: str | Path, source: str) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((kind for test, kind in _NOT_REGULAR if test(mode)), "a special file")
+    through = "a symlink to " if os.path.islink(path) else ""
+    raise ImageError(f"is {through}{kind}, not a regular file", source=source)
 
 
 def _open_checked(
