@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
+import socket
 import struct
 import time
 import zlib
@@ -13,12 +15,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deitkit import images as images_module
 from deitkit.errors import ConfigError, ImageError
 from deitkit.images import (
     DEFAULT_LIMITS,
     SUPPORTED_FORMATS,
     ImageInfo,
     ImageLimits,
+    PixelBudget,
+    PixelBudgetError,
     decode_base64,
     decode_base64_image,
     decode_image,
@@ -118,12 +123,160 @@ def test_zero_byte_missing_and_directory_are_refused_naming_the_file(tmp_path):
         load_image(empty)
     with pytest.raises(ImageError, match=r"missing\.jpg: file not found"):
         load_image(tmp_path / "missing.jpg")
-    with pytest.raises(ImageError, match="is a directory"):
+    with pytest.raises(ImageError, match="is a folder, not a regular file"):
         load_image(tmp_path)
     with pytest.raises(ImageError, match=r"missing\.png: file not found"):
         read_image_info(tmp_path / "missing.png")
     with pytest.raises(ImageError, match=r"^image: the file is empty"):
         decode_image(b"")
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "p.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match=r"p\.png: is a FIFO, not a regular file$"):
+        load_image(fifo)
+    with pytest.raises(ImageError, match="is a FIFO, not a regular file"):
+        read_image_info(fifo)
+
+
+@pytest.mark.timeout(20)
+def test_devices_sockets_and_dangling_links_are_refused_without_reading(tmp_path):
+    with pytest.raises(ImageError, match=r"^/dev/zero: is a character device, not a regular file"):
+        load_image("/dev/zero")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "s.png"))
+        with pytest.raises(ImageError, match=r"s\.png: is a socket, not a regular file"):
+            load_image(tmp_path / "s.png")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "missing.png")
+    with pytest.raises(ImageError, match=r"gone\.png: is a broken symlink \(its target does not"):
+        load_image(tmp_path / "gone.png")
+    (tmp_path / "link.png").symlink_to("/dev/zero")  # a link is judged by what it points to
+    with pytest.raises(ImageError, match="is a symlink to a character device, not a regular"):
+        load_image(tmp_path / "link.png")
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    with pytest.raises(ImageError, match=r"loop\.png: is a symlink loop$"):
+        load_image(tmp_path / "loop.png")
+
+
+class _Reads:
+    """Wraps deitkit.images._open_file to record how far into each file anything was read."""
+
+    def __init__(self, monkeypatch):
+        self.furthest: list[int] = []
+        opener = images_module._open_file
+
+        def open_file(*args):
+            file = opener(*args)
+            index = len(self.furthest)
+            self.furthest.append(0)
+            read = file.read
+
+            def tracked(*size):
+                data = read(*size)
+                self.furthest[index] = max(self.furthest[index], file.tell())
+                return data
+
+            file.read = tracked
+            return file
+
+        monkeypatch.setattr(images_module, "_open_file", open_file)
+
+
+def test_a_huge_sparse_file_is_refused_from_its_header_not_read_whole(tmp_path, monkeypatch):
+    huge = tmp_path / "huge.mp4"
+    with open(huge, "wb") as file:
+        file.write(b"\0\0\0\x18ftypmp42")  # an MP4's first box
+        os.truncate(file.fileno(), 3 * 1024**3)  # 3 GB, sparse: no disk used
+    reads = _Reads(monkeypatch)
+
+    with pytest.raises(ImageError, match=r"huge\.mp4: not a supported image"):
+        load_image(huge)
+    with pytest.raises(ImageError, match=r"is 3,221,225,472 bytes, more than the limit"):
+        load_image(huge, limits=ImageLimits(max_bytes=10_000_000))
+
+    assert reads.furthest[0] < 1024 * 1024  # the header and a sniff, never the 3 GB
+    assert len(reads.furthest) == 1  # the byte cap refused the second before any read
+
+
+def test_a_file_is_decoded_as_read_and_trailing_data_is_never_read(tmp_path, monkeypatch):
+    path = tmp_path / "photo.png"
+    png = encode(gradient(30, 20), "PNG")
+    with open(path, "wb") as file:
+        file.write(png)
+        os.truncate(file.fileno(), 1024**3)  # 1 GB of (sparse) zeros after the image
+    reads = _Reads(monkeypatch)
+
+    assert rgb(load_image(path)).tolist() == rgb(decode_image(png)).tolist()
+    assert reads.furthest[0] < 1024 * 1024
+    with pytest.raises(ImageError, match=r"30x20 \(600 pixels\), more than the limit of 500"):
+        load_image(path, limits=ImageLimits(max_pixels=500))
+
+
+# --- reduce and the pixel budget -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        gradient(60, 40),
+        gradient(60, 40).convert("L"),
+        gradient(60, 40).convert("RGBA"),
+        gradient(60, 40).convert("P"),
+    ],
+    ids=["RGB", "L", "RGBA", "P"],
+)
+def test_decoding_with_reduce_equals_reducing_the_decoded_image(source):
+    from deitkit.transforms import EvalTransform
+
+    data = encode(source, "PNG")
+    reduce = EvalTransform.for_image_size(16).reduce
+
+    reduced = decode_image(data, reduce=reduce)
+
+    assert reduced.mode == "RGB" and reduced.size == (18, 18)
+    assert rgb(reduced).tolist() == rgb(reduce(decode_image(data))).tolist()
+
+
+def test_exif_orientation_is_applied_before_reducing():
+    data = encode(halves(64, 32), "PNG", exif=exif_with_orientation(6))
+    image = decode_image(
+        data, reduce=lambda image: image.resize((image.width // 4, image.height // 4))
+    )
+    assert image.size == (8, 16)  # upright (32x64), then reduced
+
+
+def test_pixel_budget_counts_headers_and_refuses_the_image_that_passes_it():
+    budget = PixelBudget(1000, setting="DEITKIT_MAX_REQUEST_PIXELS")
+    budget.spend(20, 20, "image 0")
+    budget.spend(30, 20, "image 1")
+    with pytest.raises(PixelBudgetError) as raised:
+        budget.spend(1, 2, "image 2")
+    assert str(raised.value) == (
+        "image 2: with this 1x2 image the request's images hold 1,002 pixels, more than the "
+        "limit of 1,000 pixels per request (DEITKIT_MAX_REQUEST_PIXELS); send fewer or smaller "
+        "images per request"
+    )
+    assert isinstance(raised.value, ImageError) and budget.spent == 1000  # nothing counted
+    with pytest.raises(ConfigError, match="limit must be an integer >= 1, got 0"):
+        PixelBudget(0)
+
+
+def test_pixel_budget_is_checked_from_the_header_before_decoding(tmp_path):
+    budget = PixelBudget(10_000)
+    decode_image(encode(Image.new("RGB", (80, 100)), "PNG"), budget=budget)
+    # 8x8 pixel data under a 50x50 header: decoding would fail as truncated; the budget is first.
+    header_only = with_png_size(encode(Image.new("RGB", (8, 8)), "PNG"), 50, 50)
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        decode_image(header_only)
+    with pytest.raises(PixelBudgetError, match=r"^image: with this 50x50 image .* 10,500 pixels"):
+        decode_image(header_only, budget=budget)
+    path = tmp_path / "big.png"
+    path.write_bytes(header_only)
+    with pytest.raises(PixelBudgetError, match=r"big\.png: with this 50x50 image"):
+        load_image(path, budget=budget)
+    assert budget.spent == 8_000
 
 
 # --- limits --------------------------------------------------------------------------------------

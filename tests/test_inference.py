@@ -222,7 +222,8 @@ def test_url_inputs_need_a_fetcher(classifier, monkeypatch):
         return base64.b64decode(png_base64(size=(12, 9)))
 
     monkeypatch.setattr(classifier, "fetch_url", fetch)
-    assert classifier.decode_inputs(["HTTPS://example.com/a.png"])[0].size == (12, 9)
+    # Reduced at once to the tiny model's resize size (16 px / 0.875 = 18).
+    assert classifier.decode_inputs(["HTTPS://example.com/a.png"])[0].size == (18, 18)
     assert fetched == ["HTTPS://example.com/a.png"]
     with pytest.raises(ImageError, match=r"^image 2: refused: 10.0.0.1 is a private address$"):
         classifier.decode_inputs([png_base64(), png_base64(), "http://private.example/x.png"])

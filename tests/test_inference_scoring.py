@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 from pathlib import Path
 
 import helpers
@@ -12,6 +13,7 @@ from helpers import png_bytes, tiny_classifier, write_images
 from PIL import Image
 
 from deitkit.errors import ImageError
+from deitkit.images import PixelBudget, PixelBudgetError
 from deitkit.inference import Classifier
 from deitkit.inference.scoring import Item, decode_item, score_batches, score_items
 
@@ -86,7 +88,7 @@ def test_errors_are_one_line(classifier, monkeypatch):
     def decode(*args, **kwargs):
         raise ImageError("broken\n  data   stream", source="x")
 
-    monkeypatch.setattr("deitkit.inference.scoring.load_image", decode)
+    monkeypatch.setattr(Classifier, "decode_file", decode)
     (scored,) = score_items(classifier, [Item("x", path=Path("x.png"))])
     assert scored.error == "broken data stream"
 
@@ -111,7 +113,8 @@ def test_an_items_own_fetcher_wins_over_the_classifiers(classifier):
 
     item = Item("image 0", text="https://images.example.test/red.png", fetch_url=fetch)
     assert classifier.fetch_url is None
-    assert decode_item(classifier, item).size == (20, 20)
+    # Reduced at once to the tiny model's resize (16 px / 0.875 = 18): its input size.
+    assert decode_item(classifier, item).size == (18, 18)
     assert fetched == ["https://images.example.test/red.png"]
     with pytest.raises(ImageError, match="URL inputs are not enabled here"):
         decode_item(classifier, Item("image 1", text=item.text))
@@ -119,3 +122,44 @@ def test_an_items_own_fetcher_wins_over_the_classifiers(classifier):
 
 def _open(paths: list[Path]) -> list[Image.Image]:
     return [Image.open(path).convert("RGB") for path in paths]
+
+
+def test_items_are_reduced_to_the_models_size_and_predict_as_the_full_images(
+    classifier, tmp_path, monkeypatch
+):
+    big = tmp_path / "big.png"
+    helpers.noisy_square(np.random.default_rng(3), COLOURS[0], size=300).save(big)
+    wide = base64.b64encode(_png(helpers.noisy_square(np.random.default_rng(4), COLOURS[2], 90)))
+    items = [Item("big", path=big), Item("wide", text=wide.decode())]
+    seen: list[tuple[int, int]] = []
+    original = Classifier.predict_images
+    monkeypatch.setattr(
+        Classifier,
+        "predict_images",
+        lambda self, images: seen.extend(i.size for i in images) or original(self, images),
+    )
+
+    scored = score_items(classifier, items)
+
+    assert seen == [(18, 18), (18, 18)]  # the tiny model's resize: 16 px / 0.875
+    full = [Image.open(big).convert("RGB"), Image.open(io.BytesIO(base64.b64decode(wide)))]
+    expected = original(classifier, [image.convert("RGB") for image in full])
+    np.testing.assert_array_equal(np.stack([s.probs for s in scored]), expected)
+
+
+def test_a_pixel_budget_spans_the_items_and_names_the_one_that_passes_it(classifier, tmp_path):
+    paths = write_images(tmp_path, 3)  # 20x20 = 400 pixels each
+    items = [Item(path.name, path=path) for path in paths]
+
+    with pytest.raises(PixelBudgetError, match=r"02\.png: with this 20x20 image .* 1,200 pixels"):
+        score_items(classifier, items, strict=True, budget=PixelBudget(1000))
+    lenient = score_items(classifier, items, budget=PixelBudget(1000))
+    assert [bool(s.error) for s in lenient] == [False, False, True]
+    assert "more than the limit of 1,000 pixels per request" in lenient[2].error
+    assert all(not s.error for s in score_items(classifier, items, budget=PixelBudget(1200)))
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

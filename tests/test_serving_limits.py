@@ -19,6 +19,7 @@ def test_defaults_match_the_documented_caps():
     assert limits == ServingLimits()
     assert (limits.max_body_bytes, limits.max_images) == (32 * MIB, 64)
     assert (limits.url_max_bytes, limits.url_timeout) == (20 * MIB, 10.0)
+    assert limits.max_request_pixels == 512_000_000  # 8 images at the 64 M per-image cap
 
 
 def test_environment_variables_override_each_cap(monkeypatch):
@@ -26,7 +27,8 @@ def test_environment_variables_override_each_cap(monkeypatch):
     monkeypatch.setenv("DEITKIT_MAX_IMAGES", " 3 ")
     monkeypatch.setenv("DEITKIT_URL_MAX_BYTES", "2048")
     monkeypatch.setenv("DEITKIT_URL_TIMEOUT", "2.5")
-    assert serving_limits_from_env() == ServingLimits(1000, 3, 2048, 2.5)
+    monkeypatch.setenv("DEITKIT_MAX_REQUEST_PIXELS", "1000000")
+    assert serving_limits_from_env() == ServingLimits(1000, 3, 2048, 2.5, 1_000_000)
     monkeypatch.setenv("DEITKIT_MAX_IMAGES", "")  # empty keeps the default
     assert serving_limits_from_env().max_images == 64
 
@@ -41,6 +43,8 @@ def test_environment_variables_override_each_cap(monkeypatch):
         ("DEITKIT_URL_TIMEOUT", "0"),
         ("DEITKIT_URL_TIMEOUT", "nan"),
         ("DEITKIT_URL_TIMEOUT", "soon"),
+        ("DEITKIT_MAX_REQUEST_PIXELS", "512M"),
+        ("DEITKIT_MAX_REQUEST_PIXELS", "0"),
     ],
 )
 def test_invalid_values_name_the_variable(monkeypatch, name, value):
@@ -52,5 +56,7 @@ def test_invalid_values_name_the_variable(monkeypatch, name, value):
 def test_limits_check_their_own_fields():
     with pytest.raises(ConfigError, match="max_images must be an integer >= 1"):
         ServingLimits(max_images=0)
+    with pytest.raises(ConfigError, match=r"max_request_pixels must be an integer >= 1, got 1\.5"):
+        ServingLimits(max_request_pixels=1.5)
     with pytest.raises(ConfigError, match="url_timeout must be seconds > 0"):
         ServingLimits(url_timeout=float("inf"))

@@ -94,6 +94,20 @@ def test_a_declared_body_over_the_cap_gets_413_unread(classifier):
     assert "more than the limit of 100 bytes (DEITKIT_MAX_BODY_BYTES)" in answer["message"]
 
 
+def test_images_over_the_requests_pixel_budget_get_413_naming_the_first_one(classifier):
+    # RED is 20x20: two fit in 800 pixels, the third passes them.
+    scorer = Scorer(classifier, limits=ServingLimits(max_request_pixels=800))
+    status, answer = post(scorer.handle, {"input_data": [RED, RED, RED, "%%%"]})
+    assert status == 413
+    assert answer["message"] == (
+        "image 2: with this 20x20 image the request's images hold 1,200 pixels, more than the "
+        "limit of 800 pixels per request (DEITKIT_MAX_REQUEST_PIXELS); send fewer or smaller "
+        "images per request"
+    )
+    status, _ = post(scorer.handle, {"input_data": [RED, RED]})  # each request has its own
+    assert status == 200
+
+
 def test_a_body_without_content_length_is_capped_while_read(classifier):
     scorer = Scorer(classifier, limits=ServingLimits(max_body_bytes=100))
     small = json.dumps({"input_data": [RED]}).encode()

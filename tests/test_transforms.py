@@ -232,6 +232,59 @@ def test_min_size_for_shortest_edge_and_no_resize():
     assert EvalTransform.from_config(CONFIGS["crop_only"]).min_size is None
 
 
+# --- reduce: images cut down to the model's size as soon as they are decoded ----------------
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_reduce_gives_exactly_the_pixels_of_the_full_image(name, images):
+    transform = EvalTransform.from_config(CONFIGS[name])
+    reduced = [transform.reduce(image) for image in images]
+
+    assert torch.equal(transform.pixels_uint8(reduced), transform.pixels_uint8(images))
+    for small in reduced:
+        assert small.mode == "RGB"
+        assert transform.reduce(small) is small  # already reduced: kept as it is, no copy
+        height, width = transform.output_size
+        resize = transform.resize
+        if resize is not None and resize.shortest_edge is None:
+            assert small.size == (resize.width, resize.height)
+        else:  # never more than the crop (or the edge) on either side
+            side = max(height, width, resize.shortest_edge if resize else 0)
+            assert max(small.size) <= side
+
+
+@pytest.mark.parametrize("name", ["shortest_edge", "pad", "crop_only", "odd_rect_nearest"])
+def test_reduce_of_a_very_long_image_keeps_only_about_the_crop(name):
+    # 6000x12: resized to a shortest edge of 256 it would be 128,000 pixels long.
+    image = _natural(6000, 12, 7)
+    transform = EvalTransform.from_config(CONFIGS[name])
+
+    small = transform.reduce(image)
+
+    assert max(small.size) <= max(256, *transform.output_size)
+    assert torch.equal(transform.pixels_uint8([small]), transform.pixels_uint8([image]))
+
+
+def test_reduce_black_outside_the_crop_and_exact_inside():
+    transform = EvalTransform.from_config(DEIT_CONFIG)  # 256 x 256, crop 224
+    image = Image.new("RGB", (640, 480), (90, 160, 220))
+
+    small = np.asarray(transform.reduce(image))
+
+    assert small.shape == (256, 256, 3)
+    assert (small[:16] == 0).all() and (small[:, 240:] == 0).all()
+    assert (small[16:240, 16:240] == (90, 160, 220)).all()
+
+
+def test_reducing_grayscale_then_converting_matches_converting_then_reducing(images):
+    gray = images[5].convert("L")  # the grayscale source, as decoded
+    for name in ("deit", "shortest_edge", "int_shortest_edge", "vit"):
+        transform = EvalTransform.from_config(CONFIGS[name])
+        via_gray = transform.reduce(gray).convert("RGB")
+        via_rgb = transform.reduce(gray.convert("RGB"))
+        assert np.array_equal(np.asarray(via_gray), np.asarray(via_rgb)), name
+
+
 @pytest.mark.parametrize("name", ["deit", "vit", "shortest_edge", "odd_rect_nearest", "crop_only"])
 def test_to_config_round_trips(name, images, tmp_path):
     transform = EvalTransform.from_config(CONFIGS[name])

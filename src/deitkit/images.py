@@ -4,23 +4,51 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import io
 import os
 import re
+import stat
 import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
-from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
 from deitkit.errors import ConfigError, ImageError
+from deitkit.image_modes import Reduce, to_rgb
 
 SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")
 _ALLOWED = "JPEG, PNG, BMP, GIF, WebP, TIFF"
 # EXIF orientations 5-8 turn the stored image by 90 degrees: width and height swap on display.
 _TRANSPOSING = {5, 6, 7, 8}
+# What shows each EXIF orientation upright (as PIL.ImageOps.exif_transpose does).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Opening never waits (a FIFO with no writer) nor makes a terminal ours; Windows has neither
+# flag, and needs O_BINARY (its C runtime would otherwise translate line ends).
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+# Worded as deitkit.data.files words them for dataset and batch folders.
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +110,49 @@ def limits_from_env(prefix: str = "DEITKIT_") -> ImageLimits:
     return ImageLimits(**values)
 
 
+class PixelBudgetError(ImageError):
+    """An image whose pixels would take a group of images (a request) over its PixelBudget."""
+
+
+class PixelBudget:
+    """Pixels that a group of images (one request) may decode in all, spent from each header.
+
+    `ImageLimits.max_pixels` caps each image; a budget caps their sum, checked from every
+    image's header before its pixels are decoded, so a request of many large images is refused
+    before it costs minutes of decoding.
+
+    Args:
+        limit: Most pixels in all (width x height from the headers, summed).
+        setting: Where the limit comes from, named in the error (an environment variable).
+        scope: What the images are, in the error ("request").
+    """
+
+    def __init__(self, limit: int, *, setting: str = "", scope: str = "request"):
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"PixelBudget limit must be an integer >= 1, got {limit!r}")
+        self.limit = limit
+        self.setting = setting
+        self.scope = scope
+        self.spent = 0
+
+    def spend(self, width: int, height: int, source: str) -> None:
+        """Count an image of `width` x `height`, or refuse it if the total would pass the limit.
+
+        Raises:
+            PixelBudgetError: naming `source`, the total and the limit; nothing is counted.
+        """
+        total = self.spent + width * height
+        if total > self.limit:
+            where = f" ({self.setting})" if self.setting else ""
+            raise PixelBudgetError(
+                f"with this {width}x{height} image the {self.scope}'s images hold {total:,} "
+                f"pixels, more than the limit of {self.limit:,} pixels per {self.scope}{where}; "
+                f"send fewer or smaller images per {self.scope}",
+                source=source,
+            )
+        self.spent = total
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     """What an image header says: size as displayed (EXIF orientation applied), format, mode."""
@@ -121,6 +192,8 @@ def decode_image(
     source: str = "image",
     limits: ImageLimits = DEFAULT_LIMITS,
     min_size: tuple[int, int] | None = None,
+    reduce: Reduce | None = None,
+    budget: PixelBudget | None = None,
 ) -> Image.Image:
     """Decode encoded image bytes into an RGB image with its EXIF orientation applied.
 
@@ -132,16 +205,22 @@ def decode_image(
             preprocessing's `EvalTransform.min_size`). JPEGs are then decoded at a reduced
             scale (libjpeg's DCT scaling) that is still at least this large, which is several
             times faster for big photos; other formats ignore it.
+        reduce: Applied to the decoded image before it is returned (the preprocessing's
+            `EvalTransform.reduce`), so that only this one image is ever held at full size;
+            see `deitkit.image_modes.to_rgb`.
+        budget: Charged with the header's pixels before any pixel is decoded.
 
     Raises:
         ImageError: the data is empty, not an allowed format, over or under a limit, truncated
-            or corrupt; the message names `source`.
+            or corrupt; the message names `source`. PixelBudgetError when over `budget`.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"decode_image takes bytes, got {type(data).__name__}")
     _check_bytes(len(data), source, limits)
-    with _open_checked(io.BytesIO(data), source, limits) as image:
-        return _decode(image, source, min_size)
+    with _open_checked(io.BytesIO(data), source, limits, budget) as image:
+        orientation = _load(image, source, min_size)
+    # Leaving the `with` drops the image's reference to its input (and WebP's decoded copy).
+    return _finish(image, orientation, source, reduce)
 
 
 def load_image(
@@ -149,12 +228,22 @@ def load_image(
     *,
     limits: ImageLimits = DEFAULT_LIMITS,
     min_size: tuple[int, int] | None = None,
+    reduce: Reduce | None = None,
+    budget: PixelBudget | None = None,
 ) -> Image.Image:
-    """Read and decode an image file into RGB (see `decode_image`); errors name the path."""
+    """Decode an image file into RGB (see `decode_image`); errors name the path.
+
+    Only a regular file is opened (never a FIFO, device or socket), and its size and header
+    are checked before its pixel data is read; the data is read as the decoder needs it,
+    never the whole file at once.
+    """
     source = str(path)
-    with _open_file(path, source, limits) as file:
-        data = file.read()
-    return decode_image(data, source=source, limits=limits, min_size=min_size)
+    with (
+        _open_file(path, source, limits) as file,
+        _open_checked(file, source, limits, budget) as image,
+    ):
+        orientation = _load(image, source, min_size)
+    return _finish(image, orientation, source, reduce)
 
 
 # data:image/png;base64, (media-type parameters such as ;name=x.png allowed before ;base64).
@@ -228,10 +317,14 @@ def decode_base64_image(
     source: str = "image",
     limits: ImageLimits = DEFAULT_LIMITS,
     min_size: tuple[int, int] | None = None,
+    reduce: Reduce | None = None,
+    budget: PixelBudget | None = None,
 ) -> Image.Image:
     """Decode a base64 string (see `decode_base64`) into an RGB image (see `decode_image`)."""
     data = decode_base64(text, source=source)
-    return decode_image(data, source=source, limits=limits, min_size=min_size)
+    return decode_image(
+        data, source=source, limits=limits, min_size=min_size, reduce=reduce, budget=budget
+    )
 
 
 def _check_bytes(size: int, source: str, limits: ImageLimits) -> None:
@@ -245,26 +338,50 @@ def _check_bytes(size: int, source: str, limits: ImageLimits) -> None:
 
 
 def _open_file(path: str | Path, source: str, limits: ImageLimits) -> BinaryIO:
-    """Open `path` for reading, with OS errors and size limits reported as ImageError."""
+    """Open a regular file for reading, checking its size against `limits` before any read.
+
+    Anything else (a folder, FIFO, device or socket) is refused without reading from it, and
+    opening never blocks; OS errors become ImageErrors naming `source`.
+    """
     try:
-        file = open(path, "rb")  # noqa: SIM115 - returned to the caller's `with`
-        size = os.fstat(file.fileno()).st_size
+        # stat() first: a socket cannot be opened at all, and a device should not be.
+        _check_regular(os.stat(path).st_mode, path, source)
+        # Checked again on what was opened, in case the path changed in between.
+        fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
+        if os.path.islink(path):
+            why = "is a broken symlink (its target does not exist)"
+            raise ImageError(why, source=source) from None
         raise ImageError("file not found", source=source) from None
-    except IsADirectoryError:
-        raise ImageError("is a directory, not an image file", source=source) from None
     except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ImageError("is a symlink loop", source=source) from None
         raise ImageError(f"cannot be read: {err.strerror or err}", source=source) from None
     try:
-        _check_bytes(size, source, limits)
-    except ImageError:
-        file.close()
+        status = os.fstat(fd)
+        _check_regular(status.st_mode, path, source)
+        _check_bytes(status.st_size, source, limits)
+        return open(fd, "rb")
+    except OSError as err:
+        os.close(fd)
+        raise ImageError(f"cannot be read: {err.strerror or err}", source=source) from None
+    except BaseException:
+        os.close(fd)
         raise
-    return file
 
 
-def _open_checked(file: BinaryIO, source: str, limits: ImageLimits) -> ImageFile.ImageFile:
-    """Identify an allow-listed image from its header and check it against `limits`."""
+def _check_regular(mode: int, path: str | Path, source: str) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((kind for test, kind in _NOT_REGULAR if test(mode)), "a special file")
+    through = "a symlink to " if os.path.islink(path) else ""
+    raise ImageError(f"is {through}{kind}, not a regular file", source=source)
+
+
+def _open_checked(
+    file: BinaryIO, source: str, limits: ImageLimits, budget: PixelBudget | None = None
+) -> ImageFile.ImageFile:
+    """Identify an allow-listed image from its header and check it against `limits`, `budget`."""
     cap = limits.max_pixels
     if Image.MAX_IMAGE_PIXELS is not None:
         cap = min(cap, Image.MAX_IMAGE_PIXELS)
@@ -294,6 +411,12 @@ def _open_checked(file: BinaryIO, source: str, limits: ImageLimits) -> ImageFile
     if problem is not None:
         image.close()
         raise ImageError(problem, source=source)
+    if budget is not None:
+        try:
+            budget.spend(width, height, source)
+        except ImageError:
+            image.close()
+            raise
     return image
 
 
@@ -332,10 +455,8 @@ def _info(image: ImageFile.ImageFile, source: str) -> ImageInfo:
     return ImageInfo(width=width, height=height, format=fmt, mode=image.mode)
 
 
-def _decode(
-    image: ImageFile.ImageFile, source: str, min_size: tuple[int, int] | None
-) -> Image.Image:
-    """Decode the first frame of an opened image: draft, load, EXIF transpose, RGB."""
+def _load(image: ImageFile.ImageFile, source: str, min_size: tuple[int, int] | None) -> int:
+    """Decode the first frame's pixels (drafting JPEGs to `min_size`); its EXIF orientation."""
     try:
         if min_size is not None and image.format in ("JPEG", "MPO"):
             width, height = (max(1, int(side)) for side in min_size)
@@ -344,51 +465,17 @@ def _decode(
             image.draft(image.mode, (width, height))
         # LOAD_TRUNCATED_IMAGES stays False: a truncated file raises here instead of decoding.
         image.load()
-        ImageOps.exif_transpose(image, in_place=True)
+        # Read after loading: Pillow's TIFF loader turns the image upright itself and drops the tag.
+        orientation = _orientation(image)
     except Exception as err:  # Pillow's decoders report corrupt data with many exception types.
         raise ImageError(f"the image data is truncated or corrupt: {err}", source=source) from None
-    return _to_rgb(image, source)
+    return orientation
 
 
-def _to_rgb(image: Image.Image, source: str) -> Image.Image:
-    """Convert any mode to RGB; transparency is composited onto white as transformers does."""
-    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-        image = _to_8bit(image)
-    # Same rule as transformers.image_transforms.convert_to_rgb, so preprocessing matches it.
-    has_alpha = "A" in image.getbands() or image.info.get("transparency") is not None
-    try:
-        if not has_alpha:
-            return image.convert("RGB")
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    except ValueError as err:
-        raise ImageError(
-            f"the image has mode {image.mode}, which cannot be converted to RGB: {err}",
-            source=source,
-        ) from None
-
-
-def _to_8bit(image: Image.Image) -> Image.Image:
-    """Scale 16-bit, 32-bit integer and float grayscale to 8-bit L (Pillow would clip at 255).
-
-    Integers are read as 16-bit data (0-65535, what "I" holds from real files), rounded to
-    v * 255 / 65535 so that 65535 becomes 255. Floats are read as 0-1 when none exceeds 1,
-    else as 0-255.
-    """
-    values = np.asarray(image)
-    if image.mode == "F":
-        finite = values[np.isfinite(values)]
-        scale = 255.0 if finite.size == 0 or finite.max() <= 1.0 else 1.0
-        levels = np.nan_to_num(values * scale, nan=0.0, posinf=255.0, neginf=0.0)
-        gray = np.clip(np.rint(levels), 0, 255).astype(np.uint8)
-    else:
-        # Integer arithmetic: 4 bytes a pixel, where float64 would take 8 on a 64 M-pixel image.
-        wide = np.clip(values, 0, 65535).astype(np.uint32)
-        gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)
-    transparency = image.info.get("transparency")
-    if image.mode != "F" and isinstance(transparency, int):
-        # A PNG tRNS gray value marks fully transparent pixels; keep it as an alpha band.
-        alpha = np.where(values == transparency, 0, 255).astype(np.uint8)
-        return Image.fromarray(np.stack([gray, alpha], axis=-1))
-    return Image.fromarray(gray)
+def _finish(
+    image: Image.Image, orientation: int, source: str, reduce: Reduce | None
+) -> Image.Image:
+    """Turn a loaded image upright, then make it RGB and reduce it (see `to_rgb`)."""
+    if orientation in _UPRIGHT:
+        image = image.transpose(_UPRIGHT[orientation])
+    return to_rgb(image, source=source, reduce=reduce)

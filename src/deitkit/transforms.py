@@ -299,30 +299,80 @@ class EvalTransform:
         shift = torch.tensor(-np.asarray(self.mean) / std, dtype=torch.float32).view(1, 3, 1, 1)
         return pixels.mul_(scale).add_(shift)
 
+    def reduce(self, image: Image.Image) -> Image.Image:
+        """The smallest image this transform turns into exactly the pixels it makes of `image`.
+
+        Decoders call it on each image as soon as it is decoded, so that a batch holds images of
+        about the model's size instead of full-size ones. The result has the resize's output size
+        (for a `shortest_edge` resize, its long side cut to the crop's or the edge's length; with
+        no resize, the crop's size), holds the resized center crop, computed as `pixels_uint8`
+        computes it, and is black outside the crop. Resizing it is a no-op, so `pixels_uint8`
+        only crops it. An image of that size comes back as it is, so reducing twice changes
+        nothing.
+
+        Args:
+            image: A decoded image in any mode Pillow resamples (RGB or L here).
+        """
+        width, height = image.size
+        new_w, new_h = self._resized_size(width, height)
+        crop_h, crop_w = self.crop or (new_h, new_w)
+        kept_w, kept_h = self._kept_length(new_w, crop_w), self._kept_length(new_h, crop_h)
+        if (kept_w, kept_h) == (width, height):
+            return image
+        part, _ = self._crop_part(image)
+        if part.size == (kept_w, kept_h):
+            return part
+        # Where pixels_uint8 will look for the crop in the reduced image.
+        left, top = _crop_axis(kept_w, crop_w)[0], _crop_axis(kept_h, crop_h)[0]
+        reduced = Image.new(image.mode, (kept_w, kept_h))
+        reduced.paste(part, (left, top))
+        return reduced
+
+    def _resized_size(self, width: int, height: int) -> tuple[int, int]:
+        return self.resize.output_size(width, height) if self.resize else (width, height)
+
+    def _kept_length(self, resized: int, crop: int) -> int:
+        """How much of one axis of the resized image `reduce` keeps (see `reduce`)."""
+        if self.resize is None:
+            return min(resized, crop)  # the crop alone: cropping it again changes nothing
+        edge = self.resize.shortest_edge
+        if edge is None:
+            return resized  # a fixed size: any other size would be resized again
+        # The short side stays the edge; the long side keeps the crop (at least the edge, so
+        # that it stays the long side and the resize stays a no-op).
+        return min(resized, max(edge, crop))
+
     def _resize_crop_into(self, image: Image.Image, out: np.ndarray) -> None:
         """Write resize-then-crop of `image` into `out` (H, W, 3), resampling only the crop."""
+        part, (left, top) = self._crop_part(image)
+        out[top : top + part.height, left : left + part.width] = np.asarray(part)
+
+    def _crop_part(self, image: Image.Image) -> tuple[Image.Image, tuple[int, int]]:
+        """Resize-then-crop of `image` without padding, and where it lands in the output (x, y)."""
         width, height = image.size
-        new_w, new_h = self.resize.output_size(width, height) if self.resize else image.size
+        new_w, new_h = self._resized_size(width, height)
         crop_h, crop_w = self.crop or (new_h, new_w)
         # Per axis: where the crop starts in the resized image, how much of it is there, and where
         # it lands in `out` (transformers pads a too-small image with zeros, centred, ceil first).
         src_x, n_x, dst_x = _crop_axis(new_w, crop_w)
         src_y, n_y, dst_y = _crop_axis(new_h, crop_h)
         crop_box = (src_x, src_y, src_x + n_x, src_y + n_y)  # in resized coordinates
-        if self.resize is None:
+        if (new_w, new_h) == (width, height):
+            # No resize, or a reduced image: Pillow's resample at scale 1 copies pixels exactly.
             part = image.crop(crop_box)
         elif self.resample is Image.Resampling.NEAREST:
             # Pillow's nearest-neighbour path rounds box coordinates its own way: resize it all.
             part = image.resize((new_w, new_h), self.resample).crop(crop_box)
         else:
-            # Resampling a box gives the same pixels as resizing the whole image and cropping:
-            # Pillow centres the filter on the same source positions and clips at the image edge.
+            # Resampling only the crop box rounds Pillow's fixed-point weights a hair differently
+            # from resizing the whole image and cropping (tests/test_transforms.py allows for it
+            # against transformers); it saves resampling what the crop drops.
             # Multiplying before dividing maps the far edge exactly onto the image border.
             scales = (width, height, width, height)
             sizes = (new_w, new_h, new_w, new_h)
             box = tuple(v * s / n for v, s, n in zip(crop_box, scales, sizes, strict=True))
             part = image.resize((n_x, n_y), self.resample, box=box)
-        out[dst_y : dst_y + n_y, dst_x : dst_x + n_x] = np.asarray(part)
+        return part, (dst_x, dst_y)
 
     def to_config(self) -> dict[str, Any]:
         """A preprocessor_config.json dict that transformers and `from_config` read back alike."""

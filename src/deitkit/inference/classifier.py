@@ -12,7 +12,7 @@ from PIL import Image
 from transformers import AutoModelForImageClassification, PreTrainedModel
 
 from deitkit.errors import ConfigError, ImageError
-from deitkit.images import ImageLimits, limits_from_env
+from deitkit.images import ImageLimits, PixelBudget, limits_from_env, load_image
 from deitkit.inference.checkpoint import has_safetensors, read_checkpoint
 from deitkit.inference.inputs import FetchUrl, decode_input
 from deitkit.inference.precision import (
@@ -227,18 +227,42 @@ class Classifier:
         ]
 
     def decode_input(
-        self, value: object, *, source: str, fetch_url: FetchUrl | None = None
+        self,
+        value: object,
+        *,
+        source: str,
+        fetch_url: FetchUrl | None = None,
+        budget: PixelBudget | None = None,
     ) -> Image.Image:
-        """Decode one base64 string or http(s) URL; errors start with `source`.
+        """Decode one base64 string or http(s) URL for this model; errors start with `source`.
 
-        `fetch_url` downloads this input's URL in place of the classifier's own `fetch_url`.
+        The image comes back reduced by `transform.reduce` as soon as it is decoded: about the
+        model's input size, giving the same predictions as the full-size image.
+
+        Args:
+            value: The input as received.
+            source: Names it in errors ("image 3").
+            fetch_url: Downloads this input's URL in place of the classifier's `fetch_url`.
+            budget: The request's pixel budget, charged from the header before decoding.
         """
         return decode_input(
             value,
             source=source,
             limits=self.limits,
             min_size=self.transform.min_size,
+            reduce=self.transform.reduce,
+            budget=budget,
             fetch_url=fetch_url or self.fetch_url,
+        )
+
+    def decode_file(self, path: str | Path, *, budget: PixelBudget | None = None) -> Image.Image:
+        """Decode an image file as `decode_input` decodes inputs; errors start with the path."""
+        return load_image(
+            path,
+            limits=self.limits,
+            min_size=self.transform.min_size,
+            reduce=self.transform.reduce,
+            budget=budget,
         )
 
     def decode_inputs(self, values: Sequence[object]) -> list[Image.Image]:

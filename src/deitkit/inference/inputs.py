@@ -8,7 +8,14 @@ from collections.abc import Callable
 from PIL import Image
 
 from deitkit.errors import ImageError
-from deitkit.images import DEFAULT_LIMITS, ImageLimits, decode_base64_image, decode_image
+from deitkit.image_modes import Reduce
+from deitkit.images import (
+    DEFAULT_LIMITS,
+    ImageLimits,
+    PixelBudget,
+    decode_base64_image,
+    decode_image,
+)
 
 # Fetches a URL's bytes (refusing private addresses, capping size and time), or raises ImageError.
 FetchUrl = Callable[[str], bytes]
@@ -22,6 +29,8 @@ def decode_input(
     source: str,
     limits: ImageLimits = DEFAULT_LIMITS,
     min_size: tuple[int, int] | None = None,
+    reduce: Reduce | None = None,
+    budget: PixelBudget | None = None,
     fetch_url: FetchUrl | None = None,
 ) -> Image.Image:
     """Decode one input: base64 text (see `deitkit.images.decode_base64`) or an http(s) URL.
@@ -31,6 +40,9 @@ def decode_input(
         source: Names the input in errors ("image 3").
         limits: Checked before any pixel is decoded.
         min_size: Smallest (width, height) the preprocessing needs (lets JPEGs decode faster).
+        reduce: Reduces the decoded image to what the preprocessing needs (see
+            `deitkit.images.decode_image`).
+        budget: The request's pixel budget, charged from the header before decoding.
         fetch_url: Downloads URL inputs; None refuses them.
 
     Raises:
@@ -45,7 +57,9 @@ def decode_input(
     text = value.strip()
     match = _URL.match(text)
     if match is None:
-        return decode_base64_image(value, source=source, limits=limits, min_size=min_size)
+        return decode_base64_image(
+            value, source=source, limits=limits, min_size=min_size, reduce=reduce, budget=budget
+        )
     scheme = match.group(1).lower()
     if scheme not in ("http", "https"):
         raise ImageError(
@@ -61,7 +75,9 @@ def decode_input(
         data = fetch_url(text)
     except ImageError as err:
         raise ImageError(err.reason, source=source) from None
-    return decode_image(data, source=source, limits=limits, min_size=min_size)
+    return decode_image(
+        data, source=source, limits=limits, min_size=min_size, reduce=reduce, budget=budget
+    )
 
 
 def _short(url: str, limit: int = 60) -> str:

@@ -2,9 +2,11 @@
 
 Evaluation, `deitkit predict`, batch scoring (local and Azure) and the online scorer all run
 inputs through `score_batches`: each item is decoded on its own under the classifier's image
-limits, at most `classifier.max_batch_size` of them at a time, and the good ones of a batch are
-predicted in one `Classifier.predict_images` call. An item that cannot be decoded gets its
-reason (one line) instead of probabilities, or, with `strict`, stops the run.
+limits and at once reduced to the model's input size (`EvalTransform.reduce`), so only one
+full-size image exists at a time; at most `classifier.max_batch_size` items are read at a time,
+and the good ones of a batch are predicted in one `Classifier.predict_images` call. An item that
+cannot be decoded gets its reason (one line) instead of probabilities, or, with `strict`, stops
+the run.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from deitkit.errors import ImageError
-from deitkit.images import load_image
+from deitkit.images import PixelBudget
 from deitkit.inference.classifier import Classifier
 from deitkit.inference.inputs import FetchUrl
 
@@ -52,24 +54,36 @@ class Scored:
     error: str = ""
 
 
-def decode_item(classifier: Classifier, item: Item) -> Image.Image:
-    """Decode an item into RGB under the classifier's image limits.
+def decode_item(
+    classifier: Classifier, item: Item, *, budget: PixelBudget | None = None
+) -> Image.Image:
+    """Decode an item into RGB under the classifier's image limits, reduced for its model.
+
+    Args:
+        classifier: The model (its limits and preprocessing).
+        item: What to decode.
+        budget: Pixels the items of one request may hold in all, charged from each header
+            before decoding; None: only the classifier's per-image limits.
 
     Raises:
         ImageError: the item is unusable; its message starts with the item's name, and its
-            `reason` says why without the name.
+            `reason` says why without the name (`PixelBudgetError` over `budget`).
     """
     if item.error:
         raise ImageError(item.error, source=item.name)
     if item.path is not None:
-        return load_image(
-            item.path, limits=classifier.limits, min_size=classifier.transform.min_size
-        )
-    return classifier.decode_input(item.text, source=item.name, fetch_url=item.fetch_url)
+        return classifier.decode_file(item.path, budget=budget)
+    return classifier.decode_input(
+        item.text, source=item.name, fetch_url=item.fetch_url, budget=budget
+    )
 
 
 def score_batches(
-    classifier: Classifier, items: Iterable[Item], *, strict: bool = False
+    classifier: Classifier,
+    items: Iterable[Item],
+    *,
+    strict: bool = False,
+    budget: PixelBudget | None = None,
 ) -> Iterator[list[Scored]]:
     """Score `items` in order, one list of outcomes per batch of `classifier.max_batch_size`.
 
@@ -81,6 +95,7 @@ def score_batches(
         items: What to score.
         strict: Raise the first undecodable item's ImageError instead of skipping the item
             (the online endpoint refuses a whole request over one bad image).
+        budget: Pixels all items may hold (see `decode_item`); None: no total.
 
     Yields:
         One Scored per item of the batch, in order; a skipped item has `error` and no `probs`.
@@ -90,22 +105,29 @@ def score_batches(
     """
     items = iter(items)
     while batch := list(itertools.islice(items, classifier.max_batch_size)):
-        yield _score_batch(classifier, batch, strict=strict)
+        yield _score_batch(classifier, batch, strict=strict, budget=budget)
 
 
 def score_items(
-    classifier: Classifier, items: Iterable[Item], *, strict: bool = False
+    classifier: Classifier,
+    items: Iterable[Item],
+    *,
+    strict: bool = False,
+    budget: PixelBudget | None = None,
 ) -> list[Scored]:
     """Every outcome of `score_batches`, in order, as one list."""
-    return [scored for batch in score_batches(classifier, items, strict=strict) for scored in batch]
+    batches = score_batches(classifier, items, strict=strict, budget=budget)
+    return [scored for batch in batches for scored in batch]
 
 
-def _score_batch(classifier: Classifier, batch: list[Item], *, strict: bool) -> list[Scored]:
+def _score_batch(
+    classifier: Classifier, batch: list[Item], *, strict: bool, budget: PixelBudget | None
+) -> list[Scored]:
     images: list[Image.Image] = []
     outcomes: list[Scored | int] = []  # a skipped item's outcome, or its row in `images`
     for item in batch:
         try:
-            image = decode_item(classifier, item)
+            image = decode_item(classifier, item, budget=budget)
         except ImageError as err:
             if strict:
                 raise

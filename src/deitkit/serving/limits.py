@@ -1,4 +1,4 @@
-"""What one scoring request may hold: body bytes, images, and URL download size and time."""
+"""What one scoring request may hold: body bytes, images, decoded pixels, URL size and time."""
 
 from __future__ import annotations
 
@@ -22,15 +22,20 @@ class ServingLimits:
             well under Azure's 90 s request timeout on a 4-core CPU.
         url_max_bytes: Largest image downloaded from a URL (20 MiB covers a 50 MP JPEG).
         url_timeout: Seconds one URL download may take in all: connect, redirects, body.
+        max_request_pixels: Most pixels (width x height, from each header, summed) of one
+            request's images. 512 M is 8 images at the per-image cap (64 M,
+            DEITKIT_MAX_IMAGE_PIXELS). Memory does not grow with it (images are decoded one at
+            a time, see docs/serving.md); decoding time does: a 64 M-pixel PNG takes 1-3 s.
     """
 
     max_body_bytes: int = 32 * MIB
     max_images: int = 64
     url_max_bytes: int = 20 * MIB
     url_timeout: float = 10.0
+    max_request_pixels: int = 512_000_000
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_images", "url_max_bytes"):
+        for name in ("max_body_bytes", "max_images", "url_max_bytes", "max_request_pixels"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"ServingLimits.{name} must be an integer >= 1, got {value!r}")
@@ -50,6 +55,7 @@ ENV_NAMES = {
     "max_images": "DEITKIT_MAX_IMAGES",
     "url_max_bytes": "DEITKIT_URL_MAX_BYTES",
     "url_timeout": "DEITKIT_URL_TIMEOUT",
+    "max_request_pixels": "DEITKIT_MAX_REQUEST_PIXELS",
 }
 
 

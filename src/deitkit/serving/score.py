@@ -13,10 +13,11 @@ from azureml_inference_server_http.api.aml_response import AMLResponse
 from werkzeug.exceptions import HTTPException
 
 from deitkit.errors import ConfigError, DeitkitError
+from deitkit.images import PixelBudget, PixelBudgetError
 from deitkit.inference import Classifier, FetchUrl, Prediction, load_classifier
 from deitkit.inference.packaged import MODEL_DIR_ENV, find_model_dir
 from deitkit.inference.scoring import Item, score_items
-from deitkit.serving.limits import ServingLimits, serving_limits_from_env
+from deitkit.serving.limits import ENV_NAMES, ServingLimits, serving_limits_from_env
 from deitkit.serving.payload import (
     RequestError,
     ScoringRequest,
@@ -98,8 +99,12 @@ class Scorer:
     def predict(self, values: list[Any]) -> list[Prediction]:
         """Predict the inputs in order (see `score_batches`); URL downloads all start first.
 
+        Each image is decoded and reduced to the model's size before the next one is decoded,
+        and their header pixels together may not pass `limits.max_request_pixels`.
+
         Raises:
             ImageError: `image <index>: why`, for the first input that cannot be used.
+            RequestError: status 413, naming the first image over the request's pixel budget.
         """
         urls = [i for i, value in enumerate(values) if _is_http_url(value)]
         pool = ThreadPoolExecutor(max_workers=min(URL_WORKERS, len(urls))) if urls else None
@@ -110,8 +115,13 @@ class Scorer:
             Item(f"image {i}", text=value, fetch_url=_downloaded(downloads, i))
             for i, value in enumerate(values)
         )
+        budget = PixelBudget(
+            self.limits.max_request_pixels, setting=ENV_NAMES["max_request_pixels"]
+        )
         try:
-            scored = score_items(self.classifier, items, strict=True)
+            scored = score_items(self.classifier, items, strict=True, budget=budget)
+        except PixelBudgetError as err:
+            raise RequestError(str(err), status=413) from None
         finally:
             if pool is not None:
                 # After an error, answer at once: queued downloads are dropped, running ones end
