@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -23,7 +24,7 @@ from deitkit.serving.payload import (
     format_response,
     parse_request,
 )
-from deitkit.serving.urls import UrlFetcher
+from deitkit.serving.urls import url_fetcher
 
 log = logging.getLogger("deitkit.serving")
 
@@ -39,7 +40,8 @@ class Scorer:
     Args:
         classifier: The model, loaded once.
         limits: Request caps; None: `serving_limits_from_env()`.
-        fetch_url: Downloads URL inputs; None: a `UrlFetcher` with `limits`.
+        fetch_url: Downloads URL inputs; None: `url_fetcher(limits)` (a `UrlFetcher`, or a
+            refusal where `limits.allow_urls` is off).
     """
 
     def __init__(
@@ -51,7 +53,10 @@ class Scorer:
     ):
         self.classifier = classifier
         self.limits = limits if limits is not None else serving_limits_from_env()
-        self.fetch_url = fetch_url if fetch_url is not None else UrlFetcher.from_limits(self.limits)
+        self.fetch_url = fetch_url if fetch_url is not None else url_fetcher(self.limits)
+        # gunicorn's threads read requests side by side (deitkit.serving.gunicorn_conf); the
+        # model work runs one request at a time, so a worker's peak stays one request's worth.
+        self._scoring = threading.Lock()
 
     @classmethod
     def from_environment(cls) -> Scorer:
@@ -65,7 +70,7 @@ class Scorer:
             raise ConfigError(f"{MODEL_DIR_ENV} is not set; it must name the model folder")
         model = find_model_dir(root)
         limits = serving_limits_from_env()
-        fetcher = UrlFetcher.from_limits(limits)
+        fetcher = url_fetcher(limits)
         classifier = load_classifier(model, fetch_url=fetcher)
         log.info(
             "deitkit scorer ready: %s, %s (%d labels), at most %d images and %d body bytes",
@@ -82,9 +87,11 @@ class Scorer:
         try:
             if request.method != "POST":
                 raise RequestError("use POST with a JSON body", status=405)
+            # Read without the lock: a slow client must not hold up the others.
             body = read_json_body(request, self.limits.max_body_bytes)
-            scoring = parse_request(body, max_images=self.limits.max_images)
-            answer = self.score(scoring)
+            with self._scoring:
+                scoring = parse_request(body, max_images=self.limits.max_images)
+                answer = self.score(scoring)
         except RequestError as err:
             return _error(err.status, str(err))
         except DeitkitError as err:
@@ -153,6 +160,14 @@ def read_json_body(request: Any, max_bytes: int) -> Any:
             chunks.append(chunk)
     except HTTPException as err:  # werkzeug: the client sent less than its Content-Length
         raise RequestError(f"the body could not be read: {err.description}") from None
+    except (BlockingIOError, TimeoutError):  # the socket's read timeout: the client went quiet
+        raise RequestError(
+            "the body stopped short of its end: nothing more came within the server's read "
+            "timeout (DEITKIT_READ_TIMEOUT)",
+            status=408,
+        ) from None
+    except OSError as err:  # the client reset the connection, for one
+        raise RequestError(f"the body could not be read: {err.strerror or err}") from None
     data = b"".join(chunks)
     if not data.strip():
         raise RequestError("the body is empty; expected a JSON object")
