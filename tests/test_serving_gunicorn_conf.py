@@ -74,6 +74,7 @@ def test_gunicorn_sees_only_the_settings_meant_for_it():
     settings = Config().settings
     assert sorted(k for k in vars(gunicorn_conf) if k in settings) == [
         "post_worker_init",
+        "pre_request",
         "threads",
         "worker_class",
     ]
@@ -114,6 +115,32 @@ def test_a_dropped_connection_is_logged_in_one_line():
     other = record(ValueError("a real fault"))
     assert quiet.filter(other)
     assert other.levelname == "ERROR" and other.exc_info is not None
+
+
+def test_a_body_refused_unread_closes_its_connection(monkeypatch):
+    class Request:
+        method, path = "POST", "/score"
+
+        def __init__(self, headers):
+            self.headers, self.must_close = headers, False
+
+    class Worker:
+        log = logging.getLogger("test")
+
+    monkeypatch.setenv("DEITKIT_MAX_BODY_BYTES", "1000")
+    gunicorn_conf._max_body_bytes.cache_clear()
+    try:
+        for headers, closes in [
+            ([("CONTENT-LENGTH", "1001")], True),
+            ([("HOST", "x"), ("CONTENT-LENGTH", "1000")], False),  # at the cap: read
+            ([("TRANSFER-ENCODING", "chunked")], False),  # capped while read instead
+            ([], False),
+        ]:
+            request = Request(headers)
+            gunicorn_conf.pre_request(Worker(), request)
+            assert request.must_close is closes, headers
+    finally:
+        gunicorn_conf._max_body_bytes.cache_clear()
 
 
 @pytest.mark.timeout(120)

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow  # the module fixture starts a server (about 10-20
 
 LABELS = ["can", "carton", "milk_bottle"]
 READ_TIMEOUT = 2  # seconds (DEITKIT_READ_TIMEOUT): a stuck connection is dropped after it
+MAX_BODY_BYTES = 100_000
 # A client-side bound on every answer and every wait, generous for a busy machine; no test
 # asserts a speed. Today's sync worker blocked the good client for 300 s, far beyond it.
 PATIENCE = 30.0
@@ -38,7 +39,8 @@ BODY = json.dumps({"input_data": [_png()]}).encode()
 def server(tmp_path_factory):
     # A checkpoint serves as a package does (same scorer) and skips packaging's 10 s.
     checkpoint = save_tiny_checkpoint(tmp_path_factory.mktemp("clients") / "model", labels=LABELS)
-    with LocalServer(checkpoint, env={"DEITKIT_READ_TIMEOUT": str(READ_TIMEOUT)}) as running:
+    env = {"DEITKIT_READ_TIMEOUT": str(READ_TIMEOUT), "DEITKIT_MAX_BODY_BYTES": str(MAX_BODY_BYTES)}
+    with LocalServer(checkpoint, env=env) as running:
         yield running
         assert running.process.poll() is None, running.output()
 
@@ -69,8 +71,8 @@ def until_closed(sock: socket.socket) -> bytes:
     return received
 
 
-def good_request(server: LocalServer) -> None:
-    response = requests.post(server.url + "/score", data=BODY, headers=JSON, timeout=PATIENCE)
+def good_request(server: LocalServer, session=requests) -> None:
+    response = session.post(server.url + "/score", data=BODY, headers=JSON, timeout=PATIENCE)
     assert response.status_code == 200, response.text
     assert [item["label"] for item in response.json()[0]] != []
 
@@ -111,3 +113,16 @@ def test_more_stuck_connections_than_threads_only_delay_others_by_the_timeout(se
     connections = [stuck(server, "partial headers") for _ in range(6)]
     good_request(server)
     assert [until_closed(sock) for sock in connections] == [b""] * 6
+
+
+@pytest.mark.timeout(60)
+def test_a_connection_whose_body_is_refused_unread_is_closed_not_left_half_read(server):
+    too_big = json.dumps({"input_data": ["A" * (3 * MAX_BODY_BYTES)]}).encode()
+    with requests.Session() as session:  # one kept-alive connection, as clients reuse them
+        for _ in range(3):
+            refused = session.post(
+                server.url + "/score", data=too_big, headers=JSON, timeout=PATIENCE
+            )
+            assert refused.status_code == 413, refused.text
+            assert refused.headers["Connection"] == "close"
+            good_request(server, session)  # the next request on the session: a new connection

@@ -12,6 +12,8 @@ timeout. gunicorn reads `GUNICORN_CMD_ARGS` itself, so `--config python:` + this
 - `DEITKIT_READ_TIMEOUT` seconds as the listening socket's SO_RCVTIMEO and SO_SNDTIMEO,
   which every accepted connection inherits (Linux copies them at accept): a receive that
   waits longer for the next byte of headers or body fails, and the connection is closed.
+- A request whose body will be refused unread (over DEITKIT_MAX_BODY_BYTES) closes its
+  connection with `Connection: close` instead of leaving it half-read.
 
 gunicorn loads this module in the master before any worker starts, so it imports nothing
 heavy (no torch): `deitkit.serving` exports lazily for that reason.
@@ -19,6 +21,7 @@ heavy (no torch): `deitkit.serving` exports lazily for that reason.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -27,6 +30,7 @@ import struct
 from dataclasses import dataclass
 
 from deitkit.errors import ConfigError
+from deitkit.serving.limits import serving_limits_from_env
 
 # What `deitkit serve` sets and endpoints/online/deployment.yml's environment_variables set.
 GUNICORN_CMD_ARGS = "--config python:deitkit.serving.gunicorn_conf"
@@ -126,6 +130,11 @@ class QuietTimeouts(logging.Filter):
         return True
 
 
+@functools.cache
+def _max_body_bytes() -> int:
+    return serving_limits_from_env().max_body_bytes
+
+
 _settings = server_settings_from_env()
 
 # gunicorn reads the module's names that match its settings; nothing else here may match one.
@@ -149,3 +158,17 @@ def post_worker_init(worker) -> None:
         THREADS_ENV,
         READ_TIMEOUT_ENV,
     )
+
+
+def pre_request(worker, req) -> None:
+    """gunicorn hook, before each request: close, and say so, a connection left mid-body.
+
+    A body over DEITKIT_MAX_BODY_BYTES is refused (413) from its Content-Length alone, unread.
+    gunicorn would then drain at most 64 KiB of it and drop the connection unannounced, and a
+    client that reuses the connection gets "closed without response" on its next request.
+    Marked here, the 413 goes out with `Connection: close`, and clients open a new one.
+    """
+    worker.log.debug("%s %s", req.method, req.path)  # what gunicorn's own hook does
+    length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "")
+    if length.strip().isdigit() and int(length) > _max_body_bytes():
+        req.must_close = True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -55,8 +54,9 @@ class Scorer:
         self.limits = limits if limits is not None else serving_limits_from_env()
         self.fetch_url = fetch_url if fetch_url is not None else url_fetcher(self.limits)
         # gunicorn's threads read requests side by side (deitkit.serving.gunicorn_conf); the
-        # model work runs one request at a time, so a worker's peak stays one request's worth.
-        self._scoring = threading.Lock()
+        # model work runs on one thread of its own: one request at a time, so a worker's peak
+        # stays one request's worth, and one OpenMP team for torch instead of one per thread.
+        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deitkit-model")
 
     @classmethod
     def from_environment(cls) -> Scorer:
@@ -87,16 +87,17 @@ class Scorer:
         try:
             if request.method != "POST":
                 raise RequestError("use POST with a JSON body", status=405)
-            # Read without the lock: a slow client must not hold up the others.
+            # Read here, in gunicorn's thread: a slow client holds up no one else.
             body = read_json_body(request, self.limits.max_body_bytes)
-            with self._scoring:
-                scoring = parse_request(body, max_images=self.limits.max_images)
-                answer = self.score(scoring)
+            answer = self._model_thread.submit(self._answer, body).result()
         except RequestError as err:
             return _error(err.status, str(err))
         except DeitkitError as err:
             return _error(400, str(err))
         return AMLResponse(answer, 200, json_str=True)
+
+    def _answer(self, body: Any) -> Any:
+        return self.score(parse_request(body, max_images=self.limits.max_images))
 
     def score(self, scoring: ScoringRequest) -> Any:
         """Predict every image (the first bad one refuses the request), in the request's shape."""
