@@ -29,8 +29,8 @@ from PIL import Image
 
 from deitkit.packaging import package_model
 from deitkit.serving import server as server_module
-from deitkit.serving.gunicorn_conf import GUNICORN_CMD_ARGS
 from deitkit.serving.server import LocalServer, free_port
+from deitkit.serving.server_settings import GUNICORN_CMD_ARGS
 
 pytestmark = pytest.mark.slow  # each module fixture starts a server (about 10-20 s)
 

@@ -1,8 +1,7 @@
-"""Online scoring: azmlinfsrv's entry script, request forms, limits and the guarded URL fetcher.
+"""Online scoring: azmlinfsrv's entry script, request forms, limits and the guarded URL fetcher."""
 
-The names below load on first use: gunicorn's master imports `deitkit.serving.gunicorn_conf`
-and must not pay for torch (the scorer's modules import it).
-"""
+# The names below load on first use: gunicorn's master imports `deitkit.serving.gunicorn_conf`
+# and must not pay for torch, which the scorer's modules import.
 
 from __future__ import annotations
 

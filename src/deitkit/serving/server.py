@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from deitkit.errors import ConfigError
-from deitkit.serving.gunicorn_conf import GUNICORN_CMD_ARGS, server_settings_from_env
+from deitkit.serving.server_settings import GUNICORN_CMD_ARGS, server_settings_from_env
 
 ENTRY_SCRIPT = Path(__file__).with_name("score.py")
 DEFAULT_HOST = "127.0.0.1"
@@ -37,8 +37,8 @@ def run_server(
     """Serve `model_dir` with azmlinfsrv in this process until it is stopped.
 
     Does what the `azmlinfsrv` command does, except that it binds `host` (azmlinfsrv itself
-    always binds every interface), with the gunicorn settings of
-    `deitkit.serving.gunicorn_conf` (threaded workers, a read timeout), as the online
+    always binds every interface), with deitkit's gunicorn settings
+    (`deitkit.serving.gunicorn_conf`: threaded workers, a read timeout), as the online
     deployment sets them. `GET /` answers `Healthy`; `POST /score` scores.
 
     Args:
