@@ -124,7 +124,8 @@ def test_the_library_never_imports_the_cli():
     assert {m: t for m, t in offenders.items() if t} == {}
 
 
-@pytest.mark.parametrize("package", ["deitkit.inference", "deitkit.serving"])
+# deitkit.serving itself exports lazily; its scorer is what a serving worker imports.
+@pytest.mark.parametrize("package", ["deitkit.inference", "deitkit.serving.score"])
 def test_serving_loads_no_training_or_cli_module(package):
     code = (
         f"import json, sys, {package}\n"

@@ -5,12 +5,18 @@ from __future__ import annotations
 import pytest
 
 from deitkit.errors import ConfigError
-from deitkit.serving.limits import ENV_NAMES, MIB, ServingLimits, serving_limits_from_env
+from deitkit.serving.limits import (
+    ALLOW_URLS_ENV,
+    ENV_NAMES,
+    MIB,
+    ServingLimits,
+    serving_limits_from_env,
+)
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in ENV_NAMES.values():
+    for name in [*ENV_NAMES.values(), ALLOW_URLS_ENV]:
         monkeypatch.delenv(name, raising=False)
 
 
@@ -60,3 +66,26 @@ def test_limits_check_their_own_fields():
         ServingLimits(max_request_pixels=1.5)
     with pytest.raises(ConfigError, match="url_timeout must be seconds > 0"):
         ServingLimits(url_timeout=float("inf"))
+
+
+def test_url_inputs_are_on_unless_the_operator_turns_them_off(monkeypatch):
+    assert serving_limits_from_env().allow_urls is True
+    for value, expected in [("false", False), (" NO ", False), ("0", False), ("False", False),
+                            ("true", True), ("1", True), ("Yes", True), ("", True)]:  # fmt: skip
+        monkeypatch.setenv("DEITKIT_ALLOW_URLS", value)
+        assert serving_limits_from_env().allow_urls is expected, value
+
+
+@pytest.mark.parametrize("value", ["off", "maybe", "2", "f"])
+def test_an_unknown_url_switch_names_the_variable_and_the_words_allowed(monkeypatch, value):
+    monkeypatch.setenv("DEITKIT_ALLOW_URLS", value)
+    with pytest.raises(ConfigError) as caught:
+        serving_limits_from_env()
+    assert str(caught.value) == (
+        f"DEITKIT_ALLOW_URLS={value!r} is invalid: expected true or false (or 1/0, yes/no)"
+    )
+
+
+def test_allow_urls_must_be_a_bool():
+    with pytest.raises(ConfigError, match="allow_urls must be True or False, got 'no'"):
+        ServingLimits(allow_urls="no")

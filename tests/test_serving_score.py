@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import errno
 import importlib.util
 import io
 import json
+import threading
+import time
 from pathlib import Path
 
 import flask
@@ -180,6 +183,97 @@ def test_url_inputs_are_fetched_and_decoded_in_request_order(classifier):
     assert answer["message"] == "image 1: https://images.example.test/gone.png answered HTTP 404"
 
 
+def test_url_inputs_turned_off_by_the_operator_get_400_naming_the_switch(classifier):
+    scorer = Scorer(classifier, limits=ServingLimits(allow_urls=False))
+    status, answer = post(scorer.handle, {"input_data": [RED, "https://images.example.test/a.png"]})
+    assert status == 400
+    assert answer["message"] == (
+        "image 1: URL inputs are turned off by the operator (DEITKIT_ALLOW_URLS=false); send "
+        "base64 image data instead of https://images.example.test/a.png"
+    )
+    assert post(scorer.handle, {"input_data": [RED, BLUE]})[0] == 200
+
+
+@pytest.mark.parametrize(
+    "error, status, message",
+    [
+        (BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable"), 408,
+         "the body stopped short of its end: nothing more came within the server's read "
+         "timeout (DEITKIT_READ_TIMEOUT)"),
+        (TimeoutError("timed out"), 408, "read timeout (DEITKIT_READ_TIMEOUT)"),
+        (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), 400,
+         "the body could not be read: Connection reset by peer"),
+    ],
+    ids=["SO_RCVTIMEO", "timeout", "reset"],
+)  # fmt: skip
+def test_a_client_that_stops_sending_mid_body_gets_a_4xx(classifier, error, status, message):
+    class Stalled:
+        def __init__(self):
+            self.chunks = [b'{"in']
+
+        def read(self, size):
+            if self.chunks:
+                return self.chunks.pop()
+            raise error
+
+    response = Scorer(classifier).handle(StreamRequest(Stalled()))
+    assert response.status_code == status
+    assert message in json.loads(response.get_data())["message"]
+
+
+def test_requests_are_read_side_by_side_but_scored_one_at_a_time(classifier, monkeypatch):
+    scorer = Scorer(classifier)
+    scoring, most = [0], [0]
+    lock = threading.Lock()
+    real_score = scorer.score
+
+    def counting_score(request):
+        with lock:
+            scoring[0] += 1
+            most[0] = max(most[0], scoring[0])
+        try:
+            time.sleep(0.05)  # widens the window in which a second scoring would overlap
+            return real_score(request)
+        finally:
+            with lock:
+                scoring[0] -= 1
+
+    monkeypatch.setattr(scorer, "score", counting_score)
+    body = json.dumps({"input_data": [RED, BLUE]}).encode()
+
+    class Slow:
+        """A body that arrives only when the test says so."""
+
+        def __init__(self):
+            self.go, self.data = threading.Event(), io.BytesIO(body)
+
+        def read(self, size):
+            assert self.go.wait(30)
+            return self.data.read(size)
+
+    slow = Slow()
+    statuses: list[int | BaseException] = []
+
+    def answer(stream) -> None:
+        try:
+            statuses.append(scorer.handle(StreamRequest(stream)).status_code)
+        except BaseException as err:  # reported by the assertion below, not lost in a thread
+            statuses.append(err)
+
+    reader = threading.Thread(target=answer, args=(slow,))
+    reader.start()
+    # While one request waits for its body, another is answered: reading holds no lock.
+    assert scorer.handle(StreamRequest(io.BytesIO(body))).status_code == 200
+    slow.go.set()
+    others = [threading.Thread(target=answer, args=(io.BytesIO(body),)) for _ in range(4)]
+    for thread in others:
+        thread.start()
+    for thread in [reader, *others]:
+        thread.join(60)
+    assert statuses == [200] * 5
+    assert most[0] == 1  # the model never ran two requests at once
+
+
 def test_params_reach_the_answer(tiny_checkpoint):
     config_file = tiny_checkpoint("vit", labels=LABELS) / "config.json"
     config = json.loads(config_file.read_text())
@@ -237,6 +331,19 @@ def test_from_environment_needs_the_model_dir(monkeypatch):
     monkeypatch.delenv("AZUREML_MODEL_DIR", raising=False)
     with pytest.raises(ConfigError, match="AZUREML_MODEL_DIR is not set"):
         Scorer.from_environment()
+
+
+def test_from_environment_refuses_an_unknown_url_switch_before_loading(checkpoint, monkeypatch):
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(checkpoint))
+    monkeypatch.setenv("DEITKIT_ALLOW_URLS", "sometimes")
+    with pytest.raises(ConfigError, match=r"^DEITKIT_ALLOW_URLS='sometimes' is invalid"):
+        Scorer.from_environment()
+    monkeypatch.setenv("DEITKIT_ALLOW_URLS", "no")
+    scorer = Scorer.from_environment()
+    assert scorer.limits.allow_urls is False
+    assert scorer.fetch_url is scorer.classifier.fetch_url  # the same refusal on every path
+    status, answer = post(scorer.handle, {"input_data": ["http://images.example.test/a.png"]})
+    assert status == 400 and "turned off by the operator" in answer["message"]
 
 
 def test_the_endpoint_script_loads_the_model_once_and_serves(checkpoint, tmp_path, monkeypatch):

@@ -28,7 +28,9 @@ from helpers import (
 from PIL import Image
 
 from deitkit.packaging import package_model
+from deitkit.serving import server as server_module
 from deitkit.serving.server import LocalServer, free_port
+from deitkit.serving.server_settings import GUNICORN_CMD_ARGS
 
 pytestmark = pytest.mark.slow  # each module fixture starts a server (about 10-20 s)
 
@@ -383,13 +385,39 @@ print(json.dumps({{"status": response.status_code, "deitkit": deitkit.__file__}}
     assert Path(result["deitkit"]).is_relative_to(root / "mlflow_model" / "code")
 
 
-def _serve_without_starting(model: Path) -> subprocess.CompletedProcess:
+def _serve_without_starting(model: Path, env: dict[str, str] | None = None):
     """`deitkit serve --model MODEL` in a child process, expected to refuse before starting."""
     return subprocess.run(
         [sys.executable, "-m", "deitkit.cli.serve", "--model", str(model), "--port", "1"],
         capture_output=True,
         text=True,
+        env={**os.environ, **(env or {})},
         timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        ("", GUNICORN_CMD_ARGS),
+        ("--keep-alive 5", f"{GUNICORN_CMD_ARGS} --keep-alive 5"),
+        ("--config my_conf.py", "--config my_conf.py"),  # the operator's own config wins
+        ("-c my_conf.py", "-c my_conf.py"),
+        ("--config=my_conf.py", "--config=my_conf.py"),
+    ],
+)
+def test_serve_uses_the_deployments_gunicorn_settings(monkeypatch, before, after):
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", before)
+    server_module._use_deitkit_gunicorn_conf()
+    assert os.environ["GUNICORN_CMD_ARGS"] == after
+
+
+@pytest.mark.timeout(150)
+def test_serve_refuses_an_invalid_read_timeout_in_one_line(model_dir):
+    done = _serve_without_starting(model_dir, {"DEITKIT_READ_TIMEOUT": "never"})
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: DEITKIT_READ_TIMEOUT='never' is invalid: expected a number of seconds > 0"
     )
 
 

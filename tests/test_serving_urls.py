@@ -18,7 +18,13 @@ from PIL import Image
 
 from deitkit.errors import ImageError
 from deitkit.serving.limits import ServingLimits
-from deitkit.serving.urls import UrlFetcher, blocked_reason, resolve_host
+from deitkit.serving.urls import (
+    UrlFetcher,
+    blocked_reason,
+    refuse_url,
+    resolve_host,
+    url_fetcher,
+)
 
 LOOPBACK = IPv4Address("127.0.0.1")
 
@@ -307,6 +313,23 @@ def test_resolve_host_lists_each_address_once():
 def test_fetcher_takes_its_caps_from_serving_limits():
     fetch = UrlFetcher.from_limits(ServingLimits(url_max_bytes=123, url_timeout=4.5))
     assert (fetch.max_bytes, fetch.timeout, fetch.check) == (123, 4.5, blocked_reason)
+
+
+def test_the_operator_switch_picks_the_fetcher_or_the_refusal(monkeypatch):
+    fetch = url_fetcher(ServingLimits(url_max_bytes=123))
+    assert isinstance(fetch, UrlFetcher) and fetch.max_bytes == 123
+    assert url_fetcher(ServingLimits(allow_urls=False)) is refuse_url
+
+    def no_dns(*args, **kwargs):
+        raise AssertionError("a refused URL must not be resolved")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(ImageError) as caught:
+        refuse_url("https://images.example.test/a.png")
+    assert str(caught.value) == (
+        "URL inputs are turned off by the operator (DEITKIT_ALLOW_URLS=false); send base64 "
+        "image data instead of https://images.example.test/a.png"
+    )
 
 
 def test_https_verifies_the_certificate_against_the_host_name(tmp_path):

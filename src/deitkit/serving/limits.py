@@ -1,4 +1,4 @@
-"""What one scoring request may hold: body bytes, images, decoded pixels, URL size and time."""
+"""What one scoring request may hold: body bytes, images, decoded pixels, URL downloads (if any)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ class ServingLimits:
             request's images. 512 M is 8 images at the per-image cap (64 M,
             DEITKIT_MAX_IMAGE_PIXELS). Memory does not grow with it (images are decoded one at
             a time, see docs/serving.md); decoding time does: a 64 M-pixel PNG takes 1-3 s.
+        allow_urls: Whether http(s) URL inputs are fetched at all; an operator whose endpoint
+            must never reach out turns them off (`DEITKIT_ALLOW_URLS=false`).
     """
 
     max_body_bytes: int = 32 * MIB
@@ -33,6 +35,7 @@ class ServingLimits:
     url_max_bytes: int = 20 * MIB
     url_timeout: float = 10.0
     max_request_pixels: int = 512_000_000
+    allow_urls: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_images", "url_max_bytes", "max_request_pixels"):
@@ -47,6 +50,10 @@ class ServingLimits:
             or timeout <= 0
         ):
             raise ConfigError(f"ServingLimits.url_timeout must be seconds > 0, got {timeout!r}")
+        if not isinstance(self.allow_urls, bool):
+            raise ConfigError(
+                f"ServingLimits.allow_urls must be True or False, got {self.allow_urls!r}"
+            )
 
 
 # Field → environment variable; each one overrides the default when set and non-empty.
@@ -59,14 +66,21 @@ ENV_NAMES = {
 }
 
 
+ALLOW_URLS_ENV = "DEITKIT_ALLOW_URLS"
+_SWITCH = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def serving_limits_from_env() -> ServingLimits:
     """ServingLimits with each field read from its variable in `ENV_NAMES` when set.
 
+    `allow_urls` comes from DEITKIT_ALLOW_URLS: true/1/yes or false/0/no, any case.
+
     Raises:
         ConfigError: a variable is not a positive number (an integer for byte and image
-            counts), naming the variable and its value.
+            counts), or DEITKIT_ALLOW_URLS is not one of those words, naming the variable and
+            its value.
     """
-    values: dict[str, int | float] = {}
+    values: dict[str, int | float | bool] = {}
     for field, name in ENV_NAMES.items():
         raw = os.environ.get(name, "").strip()
         if not raw:
@@ -80,4 +94,11 @@ def serving_limits_from_env() -> ServingLimits:
             kind = "a number of seconds > 0" if field == "url_timeout" else "an integer >= 1"
             raise ConfigError(f"{name}={raw!r} is invalid: expected {kind}")
         values[field] = number
+    switch = os.environ.get(ALLOW_URLS_ENV, "").strip()
+    if switch:
+        if switch.lower() not in _SWITCH:
+            raise ConfigError(
+                f"{ALLOW_URLS_ENV}={switch!r} is invalid: expected true or false (or 1/0, yes/no)"
+            )
+        values["allow_urls"] = _SWITCH[switch.lower()]
     return ServingLimits(**values)

@@ -24,7 +24,7 @@ from deitkit.serving.payload import (
     format_response,
     parse_request,
 )
-from deitkit.serving.urls import UrlFetcher
+from deitkit.serving.urls import url_fetcher
 
 log = logging.getLogger("deitkit.serving")
 
@@ -40,7 +40,8 @@ class Scorer:
     Args:
         classifier: The model, loaded once.
         limits: Request caps; None: `serving_limits_from_env()`.
-        fetch_url: Downloads URL inputs; None: a `UrlFetcher` with `limits`.
+        fetch_url: Downloads URL inputs; None: `url_fetcher(limits)` (a `UrlFetcher`, or a
+            refusal where `limits.allow_urls` is off).
     """
 
     def __init__(
@@ -52,7 +53,11 @@ class Scorer:
     ):
         self.classifier = classifier
         self.limits = limits if limits is not None else serving_limits_from_env()
-        self.fetch_url = fetch_url if fetch_url is not None else UrlFetcher.from_limits(self.limits)
+        self.fetch_url = fetch_url if fetch_url is not None else url_fetcher(self.limits)
+        # gunicorn's threads read requests side by side (deitkit.serving.gunicorn_conf); the
+        # model work runs on one thread of its own: one request at a time, so a worker's peak
+        # stays one request's worth, and one OpenMP team for torch instead of one per thread.
+        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deitkit-model")
 
     @classmethod
     def from_environment(cls) -> Scorer:
@@ -66,7 +71,7 @@ class Scorer:
             raise ConfigError(f"{MODEL_DIR_ENV} is not set; it must name the model folder")
         model = find_model_dir(root)
         limits = serving_limits_from_env()
-        fetcher = UrlFetcher.from_limits(limits)
+        fetcher = url_fetcher(limits)
         classifier = load_classifier(model, fetch_url=fetcher)
         log.info(
             "deitkit scorer ready: %s, %s (%d labels), at most %d images and %d body bytes",
@@ -83,14 +88,17 @@ class Scorer:
         try:
             if request.method != "POST":
                 raise RequestError("use POST with a JSON body", status=405)
+            # Read here, in gunicorn's thread: a slow client holds up no one else.
             body = read_json_body(request, self.limits.max_body_bytes)
-            scoring = parse_request(body, max_images=self.limits.max_images)
-            answer = self.score(scoring)
+            answer = self._model_thread.submit(self._answer, body).result()
         except RequestError as err:
             return _error(err.status, str(err))
         except DeitkitError as err:
             return _error(400, str(err))
         return AMLResponse(answer, 200, json_str=True)
+
+    def _answer(self, body: Any) -> Any:
+        return self.score(parse_request(body, max_images=self.limits.max_images))
 
     def score(self, scoring: ScoringRequest) -> Any:
         """Predict every image (the first bad one refuses the request), in the request's shape."""
@@ -163,6 +171,14 @@ def read_json_body(request: Any, max_bytes: int) -> Any:
             chunks.append(chunk)
     except HTTPException as err:  # werkzeug: the client sent less than its Content-Length
         raise RequestError(f"the body could not be read: {err.description}") from None
+    except (BlockingIOError, TimeoutError):  # the socket's read timeout: the client went quiet
+        raise RequestError(
+            "the body stopped short of its end: nothing more came within the server's read "
+            "timeout (DEITKIT_READ_TIMEOUT)",
+            status=408,
+        ) from None
+    except OSError as err:  # the client reset the connection, for one
+        raise RequestError(f"the body could not be read: {err.strerror or err}") from None
     data = b"".join(chunks)
     if not data.strip():
         raise RequestError("the body is empty; expected a JSON object")

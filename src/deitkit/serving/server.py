@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from deitkit.errors import ConfigError
+from deitkit.serving.server_settings import GUNICORN_CMD_ARGS, server_settings_from_env
 
 ENTRY_SCRIPT = Path(__file__).with_name("score.py")
 DEFAULT_HOST = "127.0.0.1"
@@ -35,7 +37,9 @@ def run_server(
     """Serve `model_dir` with azmlinfsrv in this process until it is stopped.
 
     Does what the `azmlinfsrv` command does, except that it binds `host` (azmlinfsrv itself
-    always binds every interface). `GET /` answers `Healthy`; `POST /score` scores.
+    always binds every interface), with deitkit's gunicorn settings
+    (`deitkit.serving.gunicorn_conf`: threaded workers, a read timeout), as the online
+    deployment sets them. `GET /` answers `Healthy`; `POST /score` scores.
 
     Args:
         model_dir: A packaged model (deitkit's or a catalog MLflow model), a checkpoint, or a
@@ -46,7 +50,8 @@ def run_server(
         entry_script: The scoring script (default: `deitkit.serving.score`).
 
     Raises:
-        ConfigError: no model is found in `model_dir`, or `workers` is below 1.
+        ConfigError: no model is found in `model_dir`, `workers` is below 1, or
+            DEITKIT_SERVER_THREADS or DEITKIT_READ_TIMEOUT is invalid.
     """
     from azureml_inference_server_http import amlserver
     from azureml_inference_server_http.constants import PACKAGE_ROOT
@@ -59,11 +64,13 @@ def run_server(
     model_files(find_model_dir(model_dir))
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
+    server_settings_from_env()  # an invalid value fails here in one line, not in gunicorn
     entry_script = Path(entry_script).resolve()
     # azmlinfsrv reads a config.json from its app root (default: the working directory, which
     # may well be a checkpoint folder); the entry script's folder has none.
     os.environ["AML_APP_ROOT"] = str(entry_script.parent)
     os.environ.pop("SEPERATE_HEALTH_ENDPOINT", None)  # one port for health and scoring
+    _use_deitkit_gunicorn_conf()
     _disable_control_socket()
     sys.argv = [
         "azmlinfsrv",
@@ -90,6 +97,17 @@ def run_server(
         from azureml_inference_server_http import amlserver_linux as backend
     backend.run(host, port, workers)
     sys.exit(0)
+
+
+def _use_deitkit_gunicorn_conf() -> None:
+    """Put deitkit's gunicorn settings into GUNICORN_CMD_ARGS, as the online deployment does.
+
+    A `--config` (or `-c`) already there is the operator's choice and is kept instead.
+    """
+    extra = os.environ.get("GUNICORN_CMD_ARGS", "")
+    words = shlex.split(extra)
+    if not any(w in ("-c", "--config") or w.startswith("--config=") for w in words):
+        os.environ["GUNICORN_CMD_ARGS"] = f"{GUNICORN_CMD_ARGS} {extra}".strip()
 
 
 def _disable_control_socket() -> None:

@@ -265,6 +265,23 @@ class UrlFetcher:
         return remaining
 
 
+def refuse_url(url: str) -> bytes:
+    """The fetcher of an endpoint whose operator turned URL inputs off: refuses every URL.
+
+    Raises:
+        ImageError: always, naming the switch (the scorer answers 400).
+    """
+    raise ImageError(
+        f"URL inputs are turned off by the operator (DEITKIT_ALLOW_URLS=false); send base64 "
+        f"image data instead of {_short(url, 60)}"
+    )
+
+
+def url_fetcher(limits: ServingLimits) -> Callable[[str], bytes]:
+    """What fetches URL inputs under `limits`: a `UrlFetcher`, or `refuse_url` when they are off."""
+    return UrlFetcher.from_limits(limits) if limits.allow_urls else refuse_url
+
+
 def _parse(url: str) -> _Target:
     try:
         parsed = parse_url(url)
