@@ -88,7 +88,7 @@ def _config(args: list[str], monkeypatch) -> FinetuneConfig:
     import deitkit.training.run as run_module
 
     seen = []
-    monkeypatch.setattr(run_module, "finetune", lambda config: seen.append(config) or 1 / 0)
+    monkeypatch.setattr(run_module, "finetune", lambda config, **_: seen.append(config) or 1 / 0)
     result = CliRunner().invoke(cli, args)
     assert isinstance(result.exception, ZeroDivisionError), result.output
     return seen[0]

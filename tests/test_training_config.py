@@ -85,7 +85,7 @@ FLAGS = {
     "--no-rand-augment", "--mixup", "--cutmix", "--random-erasing", "--class-weights",
     "--workers", "--apply-deepspeed", "--no-apply-deepspeed", "--deepspeed", "--apply-ort",
     "--no-apply-ort", "--resume", "--no-resume", "--max-steps", "--save-steps",
-    "--validation-fraction",
+    "--validation-fraction", "--overwrite",
 }  # fmt: skip
 REQUIRED = ["--model", "m", "--train", "t", "--output", "o"]
 
@@ -117,6 +117,7 @@ def test_each_field_is_an_option_with_the_field_default_and_help_text():
 def test_no_flags_give_the_default_config():
     params = _parse()
     assert params.pop("image_width") is None and params.pop("image_height") is None
+    assert params.pop("overwrite") is False
     assert FinetuneConfig(**params) == FinetuneConfig(model="m", train="t", output="o")
 
 
@@ -165,7 +166,7 @@ def test_azure_width_and_height_fold_into_image_size(args, size, monkeypatch):
     import deitkit.training.run as run_module
 
     seen = []
-    monkeypatch.setattr(run_module, "finetune", lambda config: seen.append(config) or 1 / 0)
+    monkeypatch.setattr(run_module, "finetune", lambda config, **_: seen.append(config) or 1 / 0)
     result = CliRunner().invoke(finetune_command, [*REQUIRED, *args])
     assert isinstance(result.exception, ZeroDivisionError)
     assert seen[0].image_size == size
@@ -176,3 +177,14 @@ def test_docs_name_every_flag():
     flags = [o.opts[0] for o in finetune_command.params if isinstance(o, click.Option)]
     missing = [flag for flag in flags if not re.search(re.escape(flag) + r"(?![\w-])", text)]
     assert not missing, f"docs/finetune.md does not name {missing}"
+
+
+def test_overwrite_reaches_the_run_and_is_not_a_config_field(monkeypatch):
+    import deitkit.training.run as run_module
+
+    seen = []
+    monkeypatch.setattr(run_module, "finetune", lambda config, **kw: seen.append(kw) or 1 / 0)
+    for args in ([], ["--overwrite"]):
+        CliRunner().invoke(finetune_command, [*REQUIRED, *args])
+    assert seen == [{"overwrite": False}, {"overwrite": True}]
+    assert "overwrite" not in {field.name for field in dataclasses.fields(FinetuneConfig)}

@@ -33,6 +33,51 @@ def test_last_complete_checkpoint_ignores_unmarked_folders(tmp_path):
     assert last_complete_checkpoint(tmp_path / "missing") is None
 
 
+def test_the_marker_records_the_training_seconds_across_sessions(tmp_path):
+    from types import SimpleNamespace
+
+    from deitkit.training.checkpoints import MarkCompleteCallback, recorded_train_seconds
+
+    args = SimpleNamespace(output_dir=str(tmp_path))
+    state = SimpleNamespace(global_step=0, is_world_process_zero=True)
+    first = MarkCompleteCallback()
+    first.on_train_begin(args, state, None)
+    state.global_step = 2
+    (tmp_path / "checkpoint-2").mkdir()
+    first.on_save(args, state, None)
+    seconds = recorded_train_seconds(tmp_path / "checkpoint-2")
+    assert seconds is not None and seconds >= 0
+    assert json.loads((tmp_path / "checkpoint-2" / COMPLETE_MARKER).read_text())["step"] == 2
+
+    resumed = MarkCompleteCallback()  # a new process, resuming at step 2
+    resumed.on_train_begin(args, state, None)
+    state.global_step = 4
+    (tmp_path / "checkpoint-4").mkdir()
+    resumed.on_save(args, state, None)
+    assert recorded_train_seconds(tmp_path / "checkpoint-4") >= seconds
+
+
+def test_a_marker_without_seconds_leaves_them_unknown(tmp_path):
+    from types import SimpleNamespace
+
+    from deitkit.training.checkpoints import MarkCompleteCallback, recorded_train_seconds
+
+    old = tmp_path / "checkpoint-2"
+    old.mkdir()
+    (old / COMPLETE_MARKER).write_text("2\n")  # as deitkit wrote markers before
+    assert recorded_train_seconds(old) is None
+    assert recorded_train_seconds(tmp_path / "missing") is None
+    args = SimpleNamespace(output_dir=str(tmp_path))
+    state = SimpleNamespace(global_step=2, is_world_process_zero=True)
+    callback = MarkCompleteCallback()
+    callback.on_train_begin(args, state, None)
+    state.global_step = 4
+    (tmp_path / "checkpoint-4").mkdir()
+    callback.on_save(args, state, None)
+    assert recorded_train_seconds(tmp_path / "checkpoint-4") is None  # not this call's alone
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-4"
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("shared_mlflow_store")
 def test_killed_run_resumes_and_the_step_count_continues(tiny_checkpoint, colour_folders, tmp_path):
@@ -69,6 +114,12 @@ def test_killed_run_resumes_and_the_step_count_continues(tiny_checkpoint, colour
     assert final["global_step"] == target
     logged_steps = [entry["step"] for entry in final["log_history"]]
     assert min(logged_steps) <= step < max(logged_steps)  # history from before the kill carried on
+    # train_loss is the whole run's: every step's logged loss, before and after the kill.
+    losses = [(e["step"], e["loss"]) for e in final["log_history"] if "loss" in e]
+    steps = [0] + [s for s, _ in losses]
+    assert steps[-1] == target
+    mean = sum(loss * (s - p) for (s, loss), p in zip(losses, steps, strict=False)) / target
+    assert metrics["train_loss"] == pytest.approx(mean, rel=1e-6)
 
 
 @pytest.mark.parametrize("model_type", ["deit", "vit", "beit"])

@@ -89,8 +89,51 @@ def test_resume_with_another_label_map_is_refused(
 ):
     out = tmp_path / "out"
     _run(tiny_checkpoint("deit"), colour_folders, out, Task.MULTICLASS, epochs=1)
+    (out / "metrics.json").unlink()  # cut off before it finished: a run to resume
     with pytest.raises(ConfigError, match="labels"):
         _run(tiny_checkpoint("deit"), colour_multilabel, out, Task.MULTILABEL, epochs=1)
+
+
+def _finished_output(out: Path, run_id: str = "run-1") -> dict[str, tuple[bytes, int]]:
+    """OUT as a finished run leaves it (hand-made); its files' bytes and modification times."""
+    (out / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (out / "labels.json").write_text('{"task": "image-classification", "labels": ["a", "b"]}')
+    (out / "metrics.json").write_text(json.dumps({"train_loss": 0.5, "mlflow_run_id": run_id}))
+    return {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+
+
+def test_a_finished_output_is_refused_before_the_data_is_read(tmp_path):
+    out = tmp_path / "out"
+    before = _finished_output(out)
+    for changes in ({}, {"resume": False}):
+        with pytest.raises(ConfigError, match=r"holds a finished fine-tune .*--overwrite"):
+            _run("scratch:deit-tiny", tmp_path / "missing", out, Task.MULTICLASS, **changes)
+    after = {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_a_retried_azure_job_leaves_its_own_finished_run_as_it_is(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    before = _finished_output(out, run_id="job-run")
+    monkeypatch.setenv("MLFLOW_RUN_ID", "job-run")  # MLFLOW_TRACKING_URI: the session's store
+    result = _run("scratch:deit-tiny", tmp_path / "missing", out, Task.MULTICLASS)
+    assert result.metrics == {"train_loss": 0.5, "mlflow_run_id": "job-run"}
+    assert result.mlflow_model_dir == out / "mlflow_model"
+    after = {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    monkeypatch.setenv("MLFLOW_RUN_ID", "another-job")
+    with pytest.raises(ConfigError, match="holds a finished fine-tune"):
+        _run("scratch:deit-tiny", tmp_path / "missing", out, Task.MULTICLASS)
+
+
+def test_overwrite_clears_the_previous_run_only_after_the_checks(tiny_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    before = _finished_output(out)
+    with pytest.raises(DataError):  # a bad --train: the finished run stays
+        finetune(FinetuneConfig(model=str(tiny_checkpoint("deit")), train=str(tmp_path / "no"),
+                                output=str(out)), overwrite=True)  # fmt: skip
+    after = {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+    assert after == before
 
 
 def test_default_tracking_store_lives_in_the_output(

@@ -79,13 +79,13 @@ def _config_option(field: dataclasses.Field, hint: Any) -> click.Option:
         default = field.default
         settings = {"default": default.value if isinstance(default, Enum) else default}
     kind = _without_none(hint)
+    show_default = meta["show_default"] or True
     if kind is bool:
-        return _Switch(decls, show_default=True, help=meta["help"], **settings)
+        return _Switch(decls, show_default=show_default, help=meta["help"], **settings)
     if field.name in _EDGE_TYPES:
         kind = _EDGE_TYPES[field.name]
     elif meta["choices"]:
         kind = click.Choice(meta["choices"])
-    show_default = meta["show_default"] or True
     return click.Option(decls, type=kind, show_default=show_default, help=meta["help"], **settings)
 
 
@@ -96,15 +96,27 @@ def _without_none(hint: Any) -> Any:
     return hint
 
 
+# What to do with OUT rather than how to train: no FinetuneConfig field, no component input
+# (each Azure ML job writes a new output folder).
+_OVERWRITE_OPTION = click.Option(
+    ["--overwrite"],
+    is_flag=True,
+    default=False,
+    help="Start over: remove what a previous run left in --output (a finished run too) once "
+    "every check has passed. Without it a finished --output is refused and an unfinished one "
+    "resumes.",
+)
+
+
 def _options() -> list[click.Option]:
-    """One option per FinetuneConfig field in field order, Azure's width and height after size."""
+    """Each FinetuneConfig field's option (Azure's width and height after size); --overwrite."""
     hints = typing.get_type_hints(FinetuneConfig)
     options = []
     for field in dataclasses.fields(FinetuneConfig):
         options.append(_config_option(field, hints[field.name]))
         if field.name == "image_size":
             options += _AZURE_SIZE_OPTIONS
-    return options
+    return [*options, _OVERWRITE_OPTION]
 
 
 def _square_size(image_size: int | None, width: int | None, height: int | None) -> int | None:
@@ -139,8 +151,9 @@ def finetune(**options) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     width, height = options.pop("image_width"), options.pop("image_height")
+    overwrite = options.pop("overwrite")
     options["image_size"] = _square_size(options["image_size"], width, height)
-    result = run_finetune(FinetuneConfig(**options))
+    result = run_finetune(FinetuneConfig(**options), overwrite=overwrite)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, one summary (from rank 0) is enough
     keys = [k for k in result.metrics if k.startswith("eval_") or k.startswith("train_")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import torch
@@ -20,14 +21,52 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 class MarkCompleteCallback(TrainerCallback):
-    """Marks each checkpoint complete once `on_save` fires (after every file is written)."""
+    """Marks each checkpoint complete once `on_save` fires (after every file is written).
+
+    The marker also records the seconds spent training up to the checkpoint, the sessions
+    before a resume included, so a resumed run can report its whole run's speed.
+    """
+
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+        self._before: float | None = 0.0  # seconds trained before this session; None: unknown
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._started = time.perf_counter()
+        resumed = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        self._before = recorded_train_seconds(resumed) if state.global_step else 0.0
 
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir():
-                (folder / COMPLETE_MARKER).write_text(f"{state.global_step}\n")
+                seconds = None
+                if self._before is not None:
+                    seconds = round(self._before + time.perf_counter() - self._started, 4)
+                record = {"step": state.global_step, "train_seconds": seconds}
+                write_text_atomically(folder / COMPLETE_MARKER, json.dumps(record) + "\n")
         return control
+
+
+def recorded_train_seconds(checkpoint: Path) -> float | None:
+    """The training seconds the checkpoint's marker records; None where it records none.
+
+    Markers written before deitkit recorded the time hold only the step number.
+    """
+    try:
+        record = json.loads((checkpoint / COMPLETE_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    seconds = record.get("train_seconds") if isinstance(record, dict) else None
+    return float(seconds) if isinstance(seconds, int | float) else None
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The global step of a `checkpoint-N` folder."""
+    match = _CHECKPOINT.match(checkpoint.name)
+    if match is None:
+        raise ValueError(f"{checkpoint} is not a checkpoint-N folder")
+    return int(match.group(1))
 
 
 def last_complete_checkpoint(folder: Path) -> Path | None:

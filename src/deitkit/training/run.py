@@ -32,24 +32,35 @@ from deitkit.training.checkpoints import (
     CheckpointTrainer,
     MarkCompleteCallback,
     check_same_labels,
+    checkpoint_step,
     last_complete_checkpoint,
+    recorded_train_seconds,
 )
 from deitkit.training.config import FinetuneConfig, resolve
 from deitkit.training.data import BatchCollator, DecodedImages, split_validation
 from deitkit.training.deepspeed import skip_cpu_inference_comm_build
 from deitkit.training.loss import TaskLoss, auto_class_weights
+from deitkit.training.outputs import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    MLFLOW_MODEL_DIR,
+    MODEL_DIR,
+    RUN_ID_KEY,
+    check_overwrite_allowed,
+    clear_run,
+    finished_by_this_job,
+    is_finished,
+    refuse_finished,
+    saved_metrics,
+)
 from deitkit.training.precision import resolve_precision
 from deitkit.training.progress import EpochSummary, QuietProgress
 from deitkit.training.tracking import MlflowTracker
+from deitkit.training.whole_run import LogAtSave, samples_per_step, whole_run_metrics
 from deitkit.transforms import CONFIG_NAME, EvalTransform
-from deitkit.workdir import is_staging
+from deitkit.workdir import is_staging, write_text_atomically
 
 log = logging.getLogger(__name__)
-
-MODEL_DIR = "model"  # the fine-tuned Hugging Face checkpoint (Azure's pytorch_model_folder)
-MLFLOW_MODEL_DIR = "mlflow_model"  # the packaged model (Azure's mlflow_model_folder)
-METRICS_FILE = "metrics.json"
-CONFIG_FILE = "finetune_config.json"
 
 
 @dataclass(frozen=True)
@@ -128,9 +139,29 @@ def _metrics_fn(task: Task, labels: tuple[str, ...]):
     return compute
 
 
-def finetune(config: FinetuneConfig) -> FinetuneResult:
-    """Run (or resume) a fine-tuning job and write OUT as DESIGN.md describes."""
-    job = build(resolve(config))
+def finetune(config: FinetuneConfig, *, overwrite: bool = False) -> FinetuneResult:
+    """Run (or resume) a fine-tuning job and write OUT as DESIGN.md describes.
+
+    Args:
+        config: The run's configuration (resolved here).
+        overwrite: Start over: what a previous run left in OUT, finished or not, is removed
+            (once every check has passed) before this run writes anything.
+
+    Raises:
+        ConfigError: OUT holds a finished run and `overwrite` is False (nothing is written),
+            or any invalid option.
+    """
+    config = resolve(config)
+    out = config.output_dir
+    if is_finished(out) and not overwrite:
+        if finished_by_this_job(out):
+            # A retried Azure ML job whose training had finished: its outputs stand as they are.
+            log.info("%s holds this job's finished run; nothing to do", out)
+            return FinetuneResult(out, out / MODEL_DIR, out / MLFLOW_MODEL_DIR, saved_metrics(out))
+        refuse_finished(out)
+    if overwrite:
+        check_overwrite_allowed()
+    job = build(config, overwrite=overwrite)
     metrics = train(job)
     return save(job, metrics)
 
@@ -147,14 +178,19 @@ class Job:
     accelerator: Accelerator
 
 
-def build(config: FinetuneConfig) -> Job:
-    """Check the data and OUT, save the config, and set up model, data, arguments and Trainer."""
+def build(config: FinetuneConfig, *, overwrite: bool = False) -> Job:
+    """Check the data and OUT, save the config, and set up model, data, arguments and Trainer.
+
+    Args:
+        config: The resolved configuration.
+        overwrite: Clear a previous run from OUT first (`finetune`).
+    """
     train_data, validation_data = load_data(config)
     labels = train_data.labels
     # Refuses a model deitkit cannot read, or a size it cannot take, before OUT is touched.
     transform = eval_transform_for(config)
-    _prepare_output(config, labels)
     model, precision, accelerator = _build_model(config, labels, transform)
+    _prepare_output(config, labels, overwrite=overwrite)
     label2id = {label: i for i, label in enumerate(labels)}
     train_set = DecodedImages(train_data, label2id=label2id, transform=transform, train=True)
     eval_set = DecodedImages(validation_data, label2id=label2id, transform=transform, train=False)
@@ -189,9 +225,13 @@ def build(config: FinetuneConfig) -> Job:
     return Job(config, trainer, tracker, transform, precision, accelerator)
 
 
-def _prepare_output(config: FinetuneConfig, labels: tuple[str, ...]) -> None:
-    """Refuse an OUT this run may not use, then save the resolved config into it."""
+def _prepare_output(
+    config: FinetuneConfig, labels: tuple[str, ...], *, overwrite: bool = False
+) -> None:
+    """Clear a previous run when asked, refuse an OUT this run may not use, save the config."""
     out = config.output_dir
+    if overwrite:
+        clear_run(out)
     if not config.resume and out.exists() and not _holds_only_this_config(out, config):
         raise ConfigError(
             f"--output {out} is not empty and --no-resume was given; use a new folder"
@@ -266,7 +306,12 @@ def _collator(config: FinetuneConfig, transform: EvalTransform, *, num_labels: i
 
 def _callbacks(config: FinetuneConfig, tracker: MlflowTracker) -> list[TrainerCallback]:
     """Checkpoint marker, epoch summary, MLflow, and early stopping when asked for."""
-    callbacks = [MarkCompleteCallback(), EpochSummary(config.metric_for_best_model), tracker]
+    callbacks = [
+        MarkCompleteCallback(),
+        LogAtSave(),
+        EpochSummary(config.metric_for_best_model),
+        tracker,
+    ]
     if config.early_stopping:
         callbacks.append(
             EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)
@@ -275,21 +320,38 @@ def _callbacks(config: FinetuneConfig, tracker: MlflowTracker) -> list[TrainerCa
 
 
 def train(job: Job) -> dict[str, Any]:
-    """Train (from the last complete checkpoint when resuming), evaluate; the run's metrics."""
+    """Train (from the last complete checkpoint when resuming), evaluate; the run's metrics.
+
+    After a resume the training metrics cover the whole run, not only this process's steps.
+    """
     checkpoints = job.config.output_dir / CHECKPOINTS_DIR
     resume_from = last_complete_checkpoint(checkpoints) if job.config.resume else None
     if resume_from:
         log.info("resuming from %s", resume_from)
+    # Read before training: the checkpoint may be rotated away (save_total_limit) meanwhile.
+    seconds_before = recorded_train_seconds(resume_from) if resume_from else None
+    trainer = job.trainer
     try:
-        train_output = job.trainer.train(
+        train_output = trainer.train(
             resume_from_checkpoint=str(resume_from) if resume_from else None
         )
-        eval_metrics = job.trainer.evaluate()
+        train_metrics = train_output.metrics
+        if resume_from:
+            train_metrics = whole_run_metrics(
+                train_metrics,
+                history=trainer.state.log_history,
+                resumed_step=checkpoint_step(resume_from),
+                seconds_before=seconds_before,
+                global_step=trainer.state.global_step,
+                samples_per_step=samples_per_step(trainer),
+            )
+        job.tracker.log_metrics(train_metrics, step=trainer.state.global_step)
+        eval_metrics = trainer.evaluate()
     except BaseException:
         job.tracker.finish("FAILED")
         raise
     return {
-        **train_output.metrics,
+        **train_metrics,
         **eval_metrics,
         "accelerator": job.accelerator.name,
         "precision": job.precision.name,
@@ -308,8 +370,10 @@ def save(job: Job, metrics: dict[str, Any]) -> FinetuneResult:
     if job.trainer.is_world_process_zero():
         config_json = json.dumps(job.transform.to_config(), indent=2) + "\n"
         (model_dir / CONFIG_NAME).write_text(config_json)
-        (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         package_model(model_dir, out / MLFLOW_MODEL_DIR, overwrite=True)
+        metrics = {**metrics, RUN_ID_KEY: job.tracker.run_id}
+        # Last, and whole: its presence marks the run finished (training/outputs.py).
+        write_text_atomically(out / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
         job.tracker.log_artifacts([out / METRICS_FILE, out / CONFIG_FILE])
     job.tracker.finish()
     return FinetuneResult(out, model_dir, out / MLFLOW_MODEL_DIR, metrics)

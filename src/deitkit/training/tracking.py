@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,14 @@ from deitkit.job_run import configured_uri, job_run_id
 log = logging.getLogger(__name__)
 
 EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "deitkit-finetune")
+# The local store inside OUT: SQLite file (with its journal files) and artifact folder.
+STORE_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
 
 
 def tracking_uri(output_dir: Path) -> str:
     """The store runs are logged to: the environment's, else a SQLite file inside OUT."""
-    return configured_uri() or f"sqlite:///{output_dir.resolve()}/mlflow.db"
+    return configured_uri() or f"sqlite:///{output_dir.resolve()}/{STORE_FILE}"
 
 
 class MlflowTracker(TrainerCallback):
@@ -60,7 +64,7 @@ class MlflowTracker(TrainerCallback):
         if experiment is None:
             location = None
             if configured_uri() is None:
-                location = (self.output_dir / "mlartifacts").resolve().as_uri()
+                location = (self.output_dir / ARTIFACTS_DIR).resolve().as_uri()
             experiment_id = client.create_experiment(EXPERIMENT, artifact_location=location)
         else:
             experiment_id = experiment.experiment_id
@@ -71,13 +75,20 @@ class MlflowTracker(TrainerCallback):
             self._start()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if self._client is None or not logs:
+        # The Trainer's end-of-training summary covers only its own train() call; `train`
+        # (training/run.py) logs the whole run's figures through `log_metrics` instead.
+        if logs and "train_runtime" not in logs:
+            self.log_metrics(logs, step=state.global_step)
+
+    def log_metrics(self, values: Mapping[str, Any], *, step: int) -> None:
+        """Log the finite numbers among `values` at `step` (nothing before the run started)."""
+        if self._client is None:
             return
         import mlflow
 
         metrics = [
-            mlflow.entities.Metric(key, float(value), 0, state.global_step)
-            for key, value in logs.items()
+            mlflow.entities.Metric(key, float(value), 0, step)
+            for key, value in values.items()
             if isinstance(value, int | float)
             and not isinstance(value, bool)
             and math.isfinite(value)
