@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
+from deitkit.env_numbers import env_numbers
 from deitkit.errors import ConfigError, ImageError
 from deitkit.image_modes import Reduce, to_rgb
 
@@ -94,19 +95,7 @@ def limits_from_env(prefix: str = "DEITKIT_") -> ImageLimits:
     Raises:
         ConfigError: a variable is not an integer >= 1, naming the variable and its value.
     """
-    values: dict[str, int] = {}
-    for field, suffix in _ENV_NAMES.items():
-        name = prefix + suffix
-        raw = os.environ.get(name, "").strip()
-        if not raw:
-            continue
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise ConfigError(f"{name}={raw!r} is invalid: expected an integer >= 1")
-        values[field] = value
+    values = env_numbers({field: prefix + suffix for field, suffix in _ENV_NAMES.items()})
     return ImageLimits(**values)
 
 

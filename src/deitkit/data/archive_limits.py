@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
+from deitkit.env_numbers import env_numbers
 from deitkit.errors import ConfigError
 
 # Apache POI's ZipSecureFile refuses entries that inflate more than 100x; real image data
@@ -61,18 +61,5 @@ def archive_limits_from_env() -> ArchiveLimits:
         ConfigError: a variable is not a number >= 1 (an integer for the counts), naming the
             variable and its value.
     """
-    values: dict[str, int | float] = {}
-    for field, name in ENV_NAMES.items():
-        raw = os.environ.get(name, "").strip()
-        if not raw:
-            continue
-        number: int | float | None
-        try:
-            number = float(raw) if field == "max_ratio" else int(raw)
-        except ValueError:
-            number = None
-        if number is None or not math.isfinite(number) or number < 1:
-            kind = "a number >= 1" if field == "max_ratio" else "an integer >= 1"
-            raise ConfigError(f"{name}={raw!r} is invalid: expected {kind}")
-        values[field] = number
+    values = env_numbers(ENV_NAMES, {"max_ratio": "number"})
     return ArchiveLimits(**values)

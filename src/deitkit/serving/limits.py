@@ -6,6 +6,7 @@ import math
 import os
 from dataclasses import dataclass
 
+from deitkit.env_numbers import env_numbers
 from deitkit.errors import ConfigError
 
 MIB = 1024 * 1024
@@ -80,20 +81,7 @@ def serving_limits_from_env() -> ServingLimits:
             counts), or DEITKIT_ALLOW_URLS is not one of those words, naming the variable and
             its value.
     """
-    values: dict[str, int | float | bool] = {}
-    for field, name in ENV_NAMES.items():
-        raw = os.environ.get(name, "").strip()
-        if not raw:
-            continue
-        number: int | float | None
-        try:
-            number = float(raw) if field == "url_timeout" else int(raw)
-        except ValueError:
-            number = None
-        if number is None or not math.isfinite(number) or number <= 0:
-            kind = "a number of seconds > 0" if field == "url_timeout" else "an integer >= 1"
-            raise ConfigError(f"{name}={raw!r} is invalid: expected {kind}")
-        values[field] = number
+    values = env_numbers(ENV_NAMES, {"url_timeout": "seconds"})
     switch = os.environ.get(ALLOW_URLS_ENV, "").strip()
     if switch:
         if switch.lower() not in _SWITCH:

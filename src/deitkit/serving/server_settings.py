@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import socket
 import struct
 from dataclasses import dataclass
 
+from deitkit.env_numbers import env_numbers
 from deitkit.errors import ConfigError
 
 # What `deitkit serve` sets and endpoints/online/deployment.yml's environment_variables set.
@@ -61,23 +61,9 @@ def server_settings_from_env() -> ServerSettings:
         ConfigError: a variable is not a positive number (an integer for threads), naming the
             variable and its value.
     """
-    values: dict[str, int | float] = {}
-    threads = os.environ.get(THREADS_ENV, "").strip()
-    if threads:
-        if not threads.isdigit() or int(threads) < 1:
-            raise ConfigError(f"{THREADS_ENV}={threads!r} is invalid: expected an integer >= 1")
-        values["threads"] = int(threads)
-    timeout = os.environ.get(READ_TIMEOUT_ENV, "").strip()
-    if timeout:
-        try:
-            seconds = float(timeout)
-        except ValueError:
-            seconds = math.nan
-        if not math.isfinite(seconds) or seconds <= 0:
-            raise ConfigError(
-                f"{READ_TIMEOUT_ENV}={timeout!r} is invalid: expected a number of seconds > 0"
-            )
-        values["read_timeout"] = seconds
+    values = env_numbers(
+        {"threads": THREADS_ENV, "read_timeout": READ_TIMEOUT_ENV}, {"read_timeout": "seconds"}
+    )
     return ServerSettings(**values)
 
 
