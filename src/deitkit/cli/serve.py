@@ -34,8 +34,10 @@ def serve(model_dir: Path, port: int, workers: int) -> None:
     """Serve a model on 127.0.0.1 with azureml-inference-server-http until stopped (Ctrl-C).
 
     GET / answers "Healthy"; POST /score takes {"input_data": ...} or MLflow's request forms.
-    Limits come from DEITKIT_MAX_BODY_BYTES, DEITKIT_MAX_IMAGES, DEITKIT_URL_MAX_BYTES,
-    DEITKIT_URL_TIMEOUT and DEITKIT_MAX_IMAGE_PIXELS (see docs/serving.md).
+    Limits come from DEITKIT_MAX_BODY_BYTES, DEITKIT_MAX_IMAGES, DEITKIT_MAX_IMAGE_PIXELS,
+    DEITKIT_MAX_REQUEST_PIXELS, DEITKIT_URL_MAX_BYTES, DEITKIT_URL_TIMEOUT and
+    DEITKIT_ALLOW_URLS; connections from DEITKIT_SERVER_THREADS and DEITKIT_READ_TIMEOUT (see
+    docs/serving.md).
     """
     from deitkit.serving.server import run_server
 
