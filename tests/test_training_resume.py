@@ -33,47 +33,42 @@ def test_last_complete_checkpoint_ignores_unmarked_folders(tmp_path):
     assert last_complete_checkpoint(tmp_path / "missing") is None
 
 
-def test_the_marker_records_the_training_seconds_across_sessions(tmp_path):
+def _train_and_save(output: Path, begin: int, save: int) -> None:
+    """One training session of MarkCompleteCallback: begins at step `begin`, saves at `save`."""
     from types import SimpleNamespace
 
-    from deitkit.training.checkpoints import MarkCompleteCallback, recorded_train_seconds
+    from deitkit.training.checkpoints import MarkCompleteCallback
 
-    args = SimpleNamespace(output_dir=str(tmp_path))
-    state = SimpleNamespace(global_step=0, is_world_process_zero=True)
-    first = MarkCompleteCallback()
-    first.on_train_begin(args, state, None)
-    state.global_step = 2
-    (tmp_path / "checkpoint-2").mkdir()
-    first.on_save(args, state, None)
+    args = SimpleNamespace(output_dir=str(output))
+    state = SimpleNamespace(global_step=begin, is_world_process_zero=True)
+    callback = MarkCompleteCallback()
+    callback.on_train_begin(args, state, None)
+    state.global_step = save
+    (output / f"checkpoint-{save}").mkdir()
+    callback.on_save(args, state, None)
+
+
+def test_the_marker_records_the_training_seconds_across_sessions(tmp_path):
+    from deitkit.training.checkpoints import recorded_train_seconds
+
+    _train_and_save(tmp_path, 0, 2)
     seconds = recorded_train_seconds(tmp_path / "checkpoint-2")
     assert seconds is not None and seconds >= 0
     assert json.loads((tmp_path / "checkpoint-2" / COMPLETE_MARKER).read_text())["step"] == 2
 
-    resumed = MarkCompleteCallback()  # a new process, resuming at step 2
-    resumed.on_train_begin(args, state, None)
-    state.global_step = 4
-    (tmp_path / "checkpoint-4").mkdir()
-    resumed.on_save(args, state, None)
+    _train_and_save(tmp_path, 2, 4)  # a new process, resuming at step 2
     assert recorded_train_seconds(tmp_path / "checkpoint-4") >= seconds
 
 
 def test_a_marker_without_seconds_leaves_them_unknown(tmp_path):
-    from types import SimpleNamespace
-
-    from deitkit.training.checkpoints import MarkCompleteCallback, recorded_train_seconds
+    from deitkit.training.checkpoints import recorded_train_seconds
 
     old = tmp_path / "checkpoint-2"
     old.mkdir()
     (old / COMPLETE_MARKER).write_text("2\n")  # as deitkit wrote markers before
     assert recorded_train_seconds(old) is None
     assert recorded_train_seconds(tmp_path / "missing") is None
-    args = SimpleNamespace(output_dir=str(tmp_path))
-    state = SimpleNamespace(global_step=2, is_world_process_zero=True)
-    callback = MarkCompleteCallback()
-    callback.on_train_begin(args, state, None)
-    state.global_step = 4
-    (tmp_path / "checkpoint-4").mkdir()
-    callback.on_save(args, state, None)
+    _train_and_save(tmp_path, 2, 4)
     assert recorded_train_seconds(tmp_path / "checkpoint-4") is None  # not this call's alone
     assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-4"
 
