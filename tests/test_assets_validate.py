@@ -158,9 +158,9 @@ BREAKAGES = {
         "one of",
     ),
     "component default that disagrees with the CLI's": (
-        _finetune_input("number_of_epochs", default=16),
-        "components/finetune/spec.yaml: inputs.number_of_epochs.default: 16, but "
-        "`deitkit finetune` --epochs defaults to 15",
+        _finetune_input("early_stopping_patience", default=2),
+        "components/finetune/spec.yaml: inputs.early_stopping_patience.default: 2, but "
+        "`deitkit finetune` --early-stopping-patience defaults to 1",
     ),
     "boolean component default that disagrees with the CLI's": (
         _finetune_input("resume_from_checkpoint", default=False),

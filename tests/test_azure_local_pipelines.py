@@ -134,7 +134,8 @@ def test_finetune_component_alone(finetuned, data, tracking_uri):
     assert record["status"] == "Completed"
     # Defaults are rendered (Azure renders an optional input's default), unset inputs dropped.
     command = record["command"]
-    assert "--lr-scheduler warmup_cosine" in command and "--augmentations True" in command
+    assert "--lr-scheduler warmup_cosine" in command and "--resume True" in command
+    assert "--augmentations" not in command  # empty: the model decides (on, off for scratch)
     assert "--validation-fraction 0.2" in command and "--validation " not in command
     assert "--image-width" not in command and "--deepspeed" not in command
     # distribution: pytorch with one process: Azure still starts it as rank 0 of 1.

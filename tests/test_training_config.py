@@ -40,6 +40,53 @@ def test_defaults_follow_the_model_family_and_task():
     assert beit.task is Task.MULTILABEL
 
 
+SCRATCH_RECIPE = {"epochs": 30, "train_batch_size": 16, "validation_batch_size": 16,
+                  "learning_rate": 3e-4, "warmup_steps": 100, "weight_decay": 0.05,
+                  "augmentations": False}  # fmt: skip
+
+
+def _recipe(config: FinetuneConfig) -> dict:
+    return {name: getattr(config, name) for name in SCRATCH_RECIPE}
+
+
+def test_scratch_models_get_the_from_scratch_defaults():
+    for model in ("scratch:deit-tiny", "scratch:vit-base", "scratch:deit-tiny:patch_size=8"):
+        assert _recipe(resolve(_config(model=model, task=Task.MULTILABEL))) == SCRATCH_RECIPE
+    pretrained = resolve(_config(model="facebook/deit-tiny-patch16-224"))
+    assert _recipe(pretrained) == {"epochs": 15, "train_batch_size": 60,
+                                   "validation_batch_size": 60, "learning_rate": 5e-5,
+                                   "warmup_steps": 0, "weight_decay": 0.0,
+                                   "augmentations": True}  # fmt: skip
+    assert _recipe(resolve(_config(model="/models/scratch:deit-tiny"))) == _recipe(
+        resolve(_config(model="/models/deit-tiny"))
+    )  # a folder whose name holds "scratch:" is a checkpoint
+
+
+def test_explicit_values_win_over_the_from_scratch_defaults():
+    given = {"epochs": 2, "train_batch_size": 8, "validation_batch_size": 4,
+             "learning_rate": 5e-5, "warmup_steps": 0, "weight_decay": 0.0,
+             "augmentations": True}  # fmt: skip
+    assert _recipe(resolve(_config(**given))) == given
+    flags = ["--epochs", "2", "--train-batch-size", "8", "--validation-batch-size", "4",
+             "--learning-rate", "5e-5", "--warmup-steps", "0", "--weight-decay", "0",
+             "--augmentations", "true"]  # fmt: skip
+    params = _parse(*flags)
+    for name in ("image_width", "image_height", "overwrite"):
+        params.pop(name)
+    assert _recipe(resolve(FinetuneConfig(**{**params, "model": "scratch:deit-tiny"}))) == given
+
+
+def test_the_quickstart_shares_the_from_scratch_defaults():
+    from deitkit import quickstart
+
+    for task, preset in quickstart.TRAINING.items():
+        given = {**quickstart.COMMON_TRAINING, **preset}
+        config = resolve(_config(model=quickstart.MODEL, task=task, **given))
+        expected = {**SCRATCH_RECIPE, "validation_batch_size": given["train_batch_size"]}
+        assert _recipe(config) == {**expected, **{k: given[k] for k in given if k in expected}}
+        assert {"warmup_steps", "weight_decay", "augmentations"}.isdisjoint(given)
+
+
 def test_model_family_reads_hub_ids_and_scratch_refs():
     assert model_family("scratch:deit-tiny") == "deit"
     assert model_family("/ckpt/vit-small") == "vit"
@@ -128,7 +175,7 @@ def test_no_flags_give_the_default_config():
         (["--augmentations", "true"], True),
         (["--no-augmentations"], False),
         (["--augmentations"], True),
-        ([], True),
+        ([], None),  # left to resolve(): on for a checkpoint, off for a scratch model
     ],
 )
 def test_switches_take_azure_values_and_no_flags(args, expected):

@@ -14,6 +14,9 @@ from deitkit.precision import AUTO, BF16, FP16, FP32
 from deitkit.tasks import Task, parse_task
 from deitkit.workdir import write_text_atomically
 
+# deitkit.models.SCRATCH_PREFIX, not imported: models pulls in transformers, and `deitkit --help`
+# imports this module to build the finetune options.
+SCRATCH_PREFIX = "scratch:"
 # Azure's learning_rate_scheduler names → transformers' lr_scheduler_type.
 SCHEDULERS = {
     "warmup_linear": "linear",
@@ -60,6 +63,28 @@ BEST_MODEL_METRICS = {
 # REFERENCE.md: Azure's pipeline defaults per model family (batch size, learning rate).
 MODEL_DEFAULTS = {"deit": (60, 5e-5), "vit": (72, 5e-5), "beit": (72, 5e-5)}
 FALLBACK_DEFAULTS = (32, 5e-5)
+# Fine-tuning pretrained weights: Azure's pipeline defaults for the knobs that do not depend on
+# the model family.
+PRETRAINED_DEFAULTS: dict[str, Any] = {
+    "epochs": 15,
+    "warmup_steps": 0,
+    "weight_decay": 0.0,
+    "augmentations": True,
+}
+# Training random weights (`scratch:` models; docs/finetune.md has the measurements). At the
+# fine-tuning defaults a random ViT stays at the label prior (iou 0.0 on the multilabel digits,
+# issue 13). The quickstart's warmup, weight decay and no augmentation (flips and small crops
+# change what a digit is; a crop cuts labelled digits out of a multilabel image); a lower peak
+# rate and smaller batches than its 6-layer model's 1e-3 and 32, which left the 12-layer
+# DeiT-tiny at the prior for hundreds of steps.
+SCRATCH_DEFAULTS: dict[str, Any] = {
+    "epochs": 30,
+    "train_batch_size": 16,
+    "learning_rate": 3e-4,
+    "warmup_steps": 100,
+    "weight_decay": 0.05,
+    "augmentations": False,
+}
 
 
 def _option(
@@ -93,7 +118,8 @@ def _option(
 class FinetuneConfig:
     """Every knob of a fine-tuning run; names follow Azure's pipeline inputs (see docs/finetune.md).
 
-    Fields left as None are resolved by `resolve` from the task and the model family. Each
+    Fields left as None are resolved by `resolve` from the task and the model: its family, and
+    whether it starts from pretrained or random (`scratch:`) weights. Each
     field's metadata (`_option`) is its `deitkit finetune` option: help text, flag, choices;
     boolean fields become switches that also take true/false, as Azure ML passes them.
     """
@@ -117,22 +143,30 @@ class FinetuneConfig:
         help="Square input size; -1 = the model's own; another size resizes a checkpoint to it.",
         show_default="the checkpoint's own; 224 for scratch models",
     )
-    epochs: int = _option(15, help="Training epochs.")
+    epochs: int | None = _option(None, help="Training epochs.", show_default="15; scratch: 30")
     train_batch_size: int | None = _option(
-        None, help="Per-device training batch size.", show_default="60 DeiT, 72 ViT/BEiT, else 32"
+        None,
+        help="Per-device training batch size.",
+        show_default="60 DeiT, 72 ViT/BEiT, else 32; scratch: 16",
     )
     validation_batch_size: int | None = _option(
         None, help="Per-device validation batch size.", show_default="--train-batch-size"
     )
-    learning_rate: float | None = _option(None, help="Peak learning rate.", show_default="5e-5")
+    learning_rate: float | None = _option(
+        None, help="Peak learning rate.", show_default="5e-5; scratch: 3e-4"
+    )
     lr_scheduler: str = _option(
         "warmup_cosine", help="Learning rate schedule after the warmup.", choices=SCHEDULERS
     )
-    warmup_steps: int = _option(0, help="Optimizer steps of linear warmup from 0.")
+    warmup_steps: int | None = _option(
+        None, help="Optimizer steps of linear warmup from 0.", show_default="0; scratch: 100"
+    )
     optimizer: str = _option(
         "adamw_torch", help="The AdamW names all run torch's fused AdamW.", choices=OPTIMIZERS
     )
-    weight_decay: float = _option(0.0, help="Weight decay (not on biases and LayerNorm).")
+    weight_decay: float | None = _option(
+        None, help="Weight decay (not on biases and LayerNorm).", show_default="0; scratch: 0.05"
+    )
     gradient_accumulation_steps: int = _option(
         1, help="Batches whose gradients are summed before each optimizer step."
     )
@@ -154,7 +188,9 @@ class FinetuneConfig:
     early_stopping_patience: int = _option(
         1, help="Evaluations without improvement before early stopping."
     )
-    augmentations: bool = _option(True, help="RandomResizedCrop, flip and colour jitter.")
+    augmentations: bool | None = _option(
+        None, help="RandomResizedCrop, flip and colour jitter.", show_default="on; scratch: off"
+    )
     rand_augment: bool = _option(False, help="RandAugment (n=2, m=9).")
     mixup: float = _option(0.0, help="Mixup alpha (0 = off).")
     cutmix: float = _option(0.0, help="CutMix alpha (0 = off).")
@@ -196,20 +232,30 @@ class FinetuneConfig:
 
 def model_family(model_ref: str) -> str | None:
     """`deit`, `vit` or `beit` when the reference names one of those families, else None."""
-    name = model_ref.lower().rsplit("/", 1)[-1].removeprefix("scratch:")
+    name = model_ref.lower().rsplit("/", 1)[-1].removeprefix(SCRATCH_PREFIX)
     return next((family for family in MODEL_DEFAULTS if name.startswith(family)), None)
 
 
+def model_defaults(model_ref: str) -> dict[str, Any]:
+    """The defaults of the fields left None for this model: from-scratch or fine-tuning ones."""
+    if model_ref.startswith(SCRATCH_PREFIX):
+        return dict(SCRATCH_DEFAULTS)
+    batch, lr = MODEL_DEFAULTS.get(model_family(model_ref) or "", FALLBACK_DEFAULTS)
+    return {**PRETRAINED_DEFAULTS, "train_batch_size": batch, "learning_rate": lr}
+
+
 def resolve(config: FinetuneConfig) -> FinetuneConfig:
-    """Fill per-task and per-model defaults and check every combination before training starts."""
+    """Fill per-task and per-model defaults and check every combination before training starts.
+
+    A value given (not None) always stays; only the fields left None take the defaults.
+    """
     task = parse_task(config.task)
-    batch, lr = MODEL_DEFAULTS.get(model_family(config.model) or "", FALLBACK_DEFAULTS)
+    defaults = model_defaults(config.model)
+    filled = {k: v for k, v in defaults.items() if getattr(config, k) is None}
+    resolved = dataclasses.replace(config, task=task, **filled)
     resolved = dataclasses.replace(
-        config,
-        task=task,
-        train_batch_size=config.train_batch_size or batch,
-        validation_batch_size=config.validation_batch_size or config.train_batch_size or batch,
-        learning_rate=config.learning_rate if config.learning_rate is not None else lr,
+        resolved,
+        validation_batch_size=config.validation_batch_size or resolved.train_batch_size,
         metric_for_best_model=config.metric_for_best_model or task.primary_metric,
     )
     check(resolved)
@@ -230,9 +276,9 @@ def check(config: FinetuneConfig) -> None:
     ):
         if value is None or value < 1:
             raise ConfigError(f"{flag} must be a positive integer, got {value}")
-    if config.warmup_steps < 0 or config.workers < 0:
+    if config.warmup_steps is None or config.warmup_steps < 0 or config.workers < 0:
         raise ConfigError("--warmup-steps and --workers must be >= 0")
-    if config.weight_decay < 0 or config.max_grad_norm <= 0:
+    if config.weight_decay is None or config.weight_decay < 0 or config.max_grad_norm <= 0:
         raise ConfigError("--weight-decay must be >= 0 and --max-grad-norm > 0")
     if config.image_size is not None and config.image_size != -1 and config.image_size < 8:
         raise ConfigError(
