@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from deitkit.errors import ConfigError
-from deitkit.models import load_model, parse_model_ref, scratch_config, scratch_image_size
+from deitkit.models import (
+    load_model,
+    parse_model_ref,
+    scratch_config,
+    scratch_image_size,
+    scratch_patch_size,
+)
 from deitkit.tasks import Task
 
 # A tiny shape, so that building the model takes milliseconds.
@@ -28,7 +34,14 @@ def test_scratch_size_is_the_requested_one_or_the_models_own(ref, requested, siz
     assert scratch_image_size(source, requested) == size
     config = scratch_config(source, requested)
     assert config.image_size == size
-    assert config.patch_size == (16 if size >= 128 else size // 8)
+    assert config.patch_size == scratch_patch_size(size)
+
+
+@pytest.mark.parametrize(
+    ("size", "patch"), [(224, 16), (128, 16), (64, 16), (48, 12), (32, 8), (16, 4), (8, 2)]
+)
+def test_scratch_patches_are_16_px_as_published_down_to_a_4x4_grid(size, patch):
+    assert scratch_patch_size(size) == patch
 
 
 def test_a_requested_size_that_disagrees_with_the_reference_is_refused():
