@@ -1,1 +1,1 @@
-"""Benchmarks: each `bench_*.py` module has a `main()` that prints a table and writes results/."""
+"""Benchmarks: each `bench_*.py` module's `main()` prints a table, writes results/<kind>/."""

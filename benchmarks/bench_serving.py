@@ -19,8 +19,15 @@ import requests
 import torch
 import transformers
 from PIL import Image, ImageDraw
-from transformers import DeiTConfig, DeiTForImageClassification
+from transformers import AutoConfig, DeiTConfig, DeiTForImageClassification
 
+from benchmarks.machine import (
+    classifier_flops,
+    describe,
+    fraction_of_ceiling,
+    header,
+    results_path,
+)
 from deitkit.errors import ConfigError
 from deitkit.inference import load_classifier
 from deitkit.packaging import package_model
@@ -41,7 +48,6 @@ REQUEST_TIMEOUT_S = 300.0
 STAGE_REPEATS = 5
 TARGET_SPEEDUP = 2.5
 TARGET_P50_MS = 150.0
-RESULTS = Path(__file__).parent / "results" / "serving.json"
 BASELINE_SCRIPT = Path(__file__).with_name("baseline_score.py")
 # facebook/deit-base-patch16-224's preprocessor_config.json.
 DEIT_PREPROCESSOR = {
@@ -261,42 +267,52 @@ def stage_times(model_dir: Path, bodies: list[bytes], repeats: int = STAGE_REPEA
     }
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def add_fractions(results: dict) -> None:
+    """Each throughput's fraction of the fp32 GEMM ceiling, beside it in `results`."""
+    machine, flops = results["machine"], results["model_flops_per_image"]
+    for setting in results["settings"].values():
+        for name in ("baseline", "deitkit"):
+            row = setting[name]
+            row["of_ceiling"] = fraction_of_ceiling(row["images_per_s"], flops, machine)
+    stages = results["deitkit_stages_in_process"]
+    stages["forward_of_ceiling"] = {
+        name: fraction_of_ceiling(1000 / ms, flops, machine)
+        for name, ms in stages["median_ms"].items()
+        if name.startswith("forward_")
+    }
 
 
 def print_results(results: dict) -> None:
     """The table, the speed-ups and the targets, for a terminal."""
     settings, stages = results["settings"], results["deitkit_stages_in_process"]
     single = settings["c1"]["deitkit"]["p50_ms"]
+    print(header(results["machine"]))
     print(f"{results['model']}; {results['images']}")
     print(f"baseline: {results['baseline']}\ndeitkit:  {results['deitkit']}")
     print(f"load average before: {results['loadavg_1m_before']:.1f} on {os.cpu_count()} CPUs")
     print(
-        f"{'setting':<8} {'server':<9} {'n':>4} {'img/s':>7} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'min ms':>8} {'load':>5}"
+        f"{'setting':<8} {'server':<9} {'n':>4} {'img/s':>7} {'of ceil':>7} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'min ms':>8} {'load':>5}"
     )
     for key, setting in settings.items():
         for name in ("baseline", "deitkit"):
             row = setting[name]
             print(
                 f"{key:<8} {name:<9} {row['requests']:>4} {row['images_per_s']:>7.2f} "
-                f"{row['p50_ms']:>8.0f} {row['p99_ms']:>8.0f} {row['min_ms']:>8.0f} "
-                f"{setting['loadavg_1m_after']:>5.1f}"
+                f"{row['of_ceiling']:>7.0%} {row['p50_ms']:>8.0f} {row['p99_ms']:>8.0f} "
+                f"{row['min_ms']:>8.0f} {setting['loadavg_1m_after']:>5.1f}"
             )
     print(
         f"deitkit stages in-process ({stages['torch_threads']} threads), median ms: "
         + ", ".join(f"{name} {ms:.1f}" for name, ms in stages["median_ms"].items())
     )
+    print(
+        "deitkit forward alone, of ceiling: "
+        + ", ".join(f"{name[8:]} {f:.0%}" for name, f in stages["forward_of_ceiling"].items())
+    )
     speedups = "/".join(f"{s['speedup']:.1f}x" for s in settings.values())
     at = "/".join(f"c={s['concurrency']}" for s in settings.values())
-    print(f"deitkit is {speedups} the baseline at {at}")
+    print(f"deitkit is {speedups} the baseline at {at} (both measured in this run)")
     print(
         f"targets: >= {TARGET_SPEEDUP}x throughput: {results['targets']['speedup_met']}; "
         f"single-image p50 {single:.0f} ms <= {TARGET_P50_MS:.0f} ms: "
@@ -305,10 +321,13 @@ def print_results(results: dict) -> None:
 
 
 def main() -> dict:
-    """Serve one checkpoint both ways, load each server alike, print a table, write RESULTS."""
+    """Serve one checkpoint both ways, load each server alike, print a table, write results."""
+    machine = describe()
+    print(header(machine))
     bodies = make_request_bodies()
     with tempfile.TemporaryDirectory(prefix="deitkit-bench-serving-") as tmp:
         checkpoint = make_checkpoint(Path(tmp) / "checkpoint")
+        model_flops = classifier_flops(AutoConfig.from_pretrained(checkpoint))
         packaged = package_model(checkpoint, Path(tmp) / "packaged")
         load_before = os.getloadavg()[0]
         with BaselineServer(checkpoint) as baseline, LocalServer(packaged) as ours:
@@ -344,14 +363,17 @@ def main() -> dict:
             "torch": torch.__version__,
             "transformers": transformers.__version__,
         },
-        "cpus": os.cpu_count(),
-        "cpu": _cpu_name(),
+        "machine": machine,
+        "model_flops_per_image": model_flops,
+        "of_ceiling": "images/s x model forward FLOPs / fp32 GEMM ceiling",
         "loadavg_1m_before": load_before,
     }
+    add_fractions(results)
     print_results(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    path = results_path("serving", machine)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path}")
     return results
 
 

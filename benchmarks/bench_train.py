@@ -17,6 +17,7 @@ import torch
 import transformers
 from PIL import Image, ImageDraw
 from transformers import (
+    AutoConfig,
     AutoImageProcessor,
     AutoModelForImageClassification,
     DeiTConfig,
@@ -24,6 +25,14 @@ from transformers import (
     Trainer,
     TrainerCallback,
     TrainingArguments,
+)
+
+from benchmarks.machine import (
+    classifier_flops,
+    describe,
+    fraction_of_ceiling,
+    header,
+    results_path,
 )
 
 CLASSES = ("apple", "banana", "cherry")
@@ -35,7 +44,6 @@ EPOCHS = 2
 LEARNING_RATE = 5e-5
 # Steps 1..WARMUP_STEPS (allocator, kernel selection, first autocast casts) are not timed.
 WARMUP_STEPS = 2
-RESULTS = Path(__file__).parent / "results" / "train.json"
 REPO = Path(__file__).resolve().parent.parent
 # DeiT-tiny's shape (DeiT paper, table 1) at 224x224, patch 16.
 MODEL_SHAPE = {
@@ -263,14 +271,26 @@ def _run_side(side: str, workspace: Path) -> dict:
 
 
 def main() -> dict:
-    """Train both sides in their own processes, print a table, write RESULTS; return the results."""
+    """Train both sides in their own processes, print a table, write the results; return them.
+
+    Each side's samples/s is also given "of ceiling": samples/s times a training step's FLOPs
+    per sample (forward and backward) over the fp32 GEMM ceiling.
+    """
+    machine = describe()
+    print(header(machine))
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Path(tmp)
         make_dataset(workspace / "data" / "train", TRAIN_PER_CLASS, seed=0)
         make_dataset(workspace / "data" / "validation", VALIDATION_PER_CLASS, seed=1)
         make_checkpoint(workspace / "model")
+        step_flops = classifier_flops(AutoConfig.from_pretrained(workspace / "model"), train=True)
         load = os.getloadavg()[0]
         sides = {side: _run_side(side, workspace) for side in SIDES}
+    for row in sides.values():
+        row["of_ceiling"] = fraction_of_ceiling(row["samples_per_s"], step_flops, machine)
+        row["median_step_of_ceiling"] = fraction_of_ceiling(
+            row["median_step_samples_per_s"], step_flops, machine
+        )
     ours, baseline = sides["ours"], sides["baseline"]
     results = {
         "model": {"type": "deit", **MODEL_SHAPE, "num_labels": len(CLASSES)},
@@ -296,6 +316,10 @@ def main() -> dict:
             "transformers": transformers.__version__,
         },
         "cpus": os.cpu_count(),
+        "machine": machine,
+        "flops_per_sample": step_flops,
+        "of_ceiling": "samples/s x training FLOPs per sample (forward+backward) / fp32 GEMM "
+        "ceiling",
         # Both sides inherit these; OpenMP's wait policy matters a lot on a busy machine.
         "environment": {
             name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")
@@ -303,9 +327,10 @@ def main() -> dict:
         "load_average_before": load,
     }
     _print_table(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    path = results_path("train", machine)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path}")
     return results
 
 
@@ -317,12 +342,13 @@ def _print_table(results: dict) -> None:
     )
     print(f"baseline data path: {BASELINE_DATA_PATH}")
     print(
-        f"{'side':<9} {'precision':<9} {'samples/s':>9} {'epoch 1':>8} {'later':>8} "
+        f"{'side':<9} {'precision':<9} {'samples/s':>9} {'of ceil':>7} {'epoch 1':>8} {'later':>8} "
         f"{'median step':>11} {'Trainer s/s':>11} {'peak RSS MB':>11}"
     )
     for side, row in results["sides"].items():
         print(
             f"{side:<9} {row['precision']:<9} {row['samples_per_s']:>9.1f} "
+            f"{row['of_ceiling']:>7.0%} "
             f"{row['first_epoch_samples_per_s']:>8.1f} {row['later_epochs_samples_per_s']:>8.1f} "
             f"{row['median_step_samples_per_s']:>11.1f} {row['train_samples_per_second']:>11.1f} "
             f"{row['peak_rss_mb']:>11.0f}"

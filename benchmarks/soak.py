@@ -29,10 +29,19 @@ import numpy as np
 import psutil
 import requests
 import torch
+from transformers import AutoConfig
 
 from benchmarks.bench_serving import make_checkpoint, make_request_bodies
+from benchmarks.machine import (
+    classifier_flops,
+    describe,
+    fraction_of_ceiling,
+    gemm_ceiling,
+    header,
+    results_path,
+)
+from deitkit.inference import model_files
 from deitkit.packaging import package_model
-from deitkit.precision import cpu_flags
 from deitkit.serving.gunicorn_conf import server_settings_from_env
 from deitkit.serving.server import LocalServer
 
@@ -45,8 +54,6 @@ REQUEST_TIMEOUT_S = 60.0
 # A small body cap keeps the 413 case cheap on loopback (1.5 MiB sent, refused unread).
 MAX_BODY_BYTES = 1024 * 1024
 RSS_GROWTH_LIMIT = 0.05
-RESULTS = Path(__file__).parent / "results" / "soak.json"
-ISA = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 JSON = {"Content-Type": "application/json"}
 
 # kind → (share of requests, expected status)
@@ -76,23 +83,6 @@ def malformed_bodies() -> dict[str, bytes]:
         "private url": form("http://10.0.0.1/cat.png"),  # refused before any connection
         "huge body": form("A" * (MAX_BODY_BYTES + MAX_BODY_BYTES // 2)),
     }
-
-
-def gemm_ceiling(size: int = 1024, seconds: float = 1.0) -> dict[str, float]:
-    """fp32 matmul GFLOP/s on 1 thread and on torch's threads: what this CPU can do right now."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    threads = torch.get_num_threads()
-    ceiling = {}
-    for count in sorted({1, threads}):
-        torch.set_num_threads(count)
-        a @ b  # warm-up
-        runs, start = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < seconds:
-            a @ b
-            runs += 1
-        ceiling[f"{count}_threads"] = 2 * size**3 * runs / elapsed / 1e9
-    torch.set_num_threads(threads)
-    return ceiling
 
 
 def worker_rss(server: LocalServer) -> dict[int, int]:
@@ -256,23 +246,23 @@ def summarise(soak: Soak, warmup_s: float) -> dict:
 
 
 def machine() -> dict:
-    """What the figures depend on: CPU, its vector extensions, GEMM ceiling, load."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """What the figures depend on: the machine (benchmarks.machine), and the fp32 GEMM ceiling
+    on one thread too (beside the all-threads one, it shows whether the other cores were
+    free), the versions."""
     return {
-        "cpu": name,
-        "cpus": os.cpu_count(),
-        "isa": [flag for flag in ISA if flag in cpu_flags()],
-        "gemm_fp32_gflops": gemm_ceiling(),
-        "loadavg_1m": os.getloadavg()[0],
+        **describe(),
+        "gemm_fp32_1_thread": gemm_ceiling(threads=1),
         "python": platform.python_version(),
         "torch": torch.__version__,
+    }
+
+
+def ceilings() -> dict:
+    """The fp32 GEMM ceiling on torch's threads and on one, and the load, now."""
+    return {
+        "loadavg_1m": os.getloadavg()[0],
+        "gemm_fp32": gemm_ceiling(),
+        "gemm_fp32_1_thread": gemm_ceiling(threads=1),
     }
 
 
@@ -284,17 +274,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--model", type=Path, help="model to serve (default: a random DeiT-base, packaged)"
     )
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--output", type=Path, help="results file (default: benchmarks/results/KIND/soak.json)"
+    )
     args = parser.parse_args(argv)
     seconds = args.minutes * 60
     warmup_s = min(WARMUP_S, seconds / 10)
     before = machine()
+    print(header(before))
     settings = server_settings_from_env()
     bodies = make_request_bodies()
     with tempfile.TemporaryDirectory(prefix="deitkit-soak-") as tmp:
         model = args.model
         if model is None:
             model = package_model(make_checkpoint(Path(tmp) / "checkpoint"), Path(tmp) / "pkg")
+        model_flops = classifier_flops(AutoConfig.from_pretrained(model_files(model).weights))
         env = {"DEITKIT_MAX_BODY_BYTES": str(MAX_BODY_BYTES)}
         with LocalServer(model, env=env, log_file=Path(tmp) / "server.log") as server:
             for body in bodies[:3]:  # the first requests load lazily-built kernels
@@ -318,36 +312,43 @@ def main(argv: list[str] | None = None) -> dict:
         **summarise(soak, warmup_s),
         "server_alive_after": alive,
         "machine_before": before,
-        "machine_after": {"loadavg_1m": os.getloadavg()[0], "gemm_fp32_gflops": gemm_ceiling()},
+        "machine_after": ceilings(),
+        "model_flops_per_image": model_flops,
     }
+    # Valid images answered per second under the mix: the serving's share of the machine.
+    valid_per_s = results["by_kind"].get("valid", {}).get("200", 0) / seconds
+    results["valid_images_per_s"] = valid_per_s
+    results["valid_of_ceiling"] = fraction_of_ceiling(valid_per_s, model_flops, before)
     results["targets_met"] = {
         "no_5xx": results["five_xx"] == 0,
         "no_worker_restart": results["worker_restarts"] == 0 and alive,
         "rss_growth_under_5pct": results["rss_growth"] < RSS_GROWTH_LIMIT,
     }
     print_results(results)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    output = args.output or results_path("soak", before)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {output}")
     return results
 
 
 def print_results(r: dict) -> None:
-    m = r["machine_before"]
-    print(f"{m['cpu']}, {m['cpus']} CPUs, ISA {' '.join(m['isa'])}")
+    m, after = r["machine_before"], r["machine_after"]
+    print(header(m))
     print(
-        "GEMM fp32 GFLOP/s before/after: "
-        + ", ".join(
-            f"{k} {m['gemm_fp32_gflops'][k]:.0f}/{r['machine_after']['gemm_fp32_gflops'][k]:.0f}"
-            for k in m["gemm_fp32_gflops"]
-        )
-        + f"; load {m['loadavg_1m']:.1f} -> {r['machine_after']['loadavg_1m']:.1f}"
+        f"GEMM fp32 GFLOP/s before/after: {m['torch_threads']} threads "
+        f"{m['gemm_fp32']['gflops']:.0f}/{after['gemm_fp32']['gflops']:.0f}, 1 thread "
+        f"{m['gemm_fp32_1_thread']['gflops']:.0f}/{after['gemm_fp32_1_thread']['gflops']:.0f}; "
+        f"load {m['loadavg_1m']:.1f} -> {after['loadavg_1m']:.1f}"
     )
     print(
         f"{r['model']}; {r['clients']} clients, {r['stuck_at_a_time']} stuck connections, "
         f"{r['minutes']:g} min; {r['server']}"
     )
-    print(f"{r['requests']} requests ({r['requests_per_s']:.1f}/s)")
+    print(
+        f"{r['requests']} requests ({r['requests_per_s']:.1f}/s); valid images "
+        f"{r['valid_images_per_s']:.2f}/s, {r['valid_of_ceiling']:.0%} of the ceiling"
+    )
     for kind, counts in r["by_kind"].items():
         print(f"  {kind:<13} {counts}")
     lv, la = r["latency_valid"], r["latency_all"]
