@@ -10,23 +10,22 @@ images, 64 px), runs
 in a child process, and reports its wall time and validation iou; exit status 1 when the iou is
 under 0.6. Minutes of CPU training, so not part of `make test` or `python -m benchmarks`:
 `python -m benchmarks.scratch_multilabel [--keep DIR]`. The figures go to
-benchmarks/results/scratch_multilabel.json and docs/finetune.md.
+benchmarks/results/<machine kind>/scratch_multilabel.json and docs/finetune.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.machine import describe, header, results_path
+
 MIN_IOU = 0.6
-RESULTS = Path(__file__).parent / "results" / "scratch_multilabel.json"
 COMMAND = ["--model", "scratch:deit-tiny", "--image-size", "64",
            "--task", "image-classification-multilabel"]  # fmt: skip
 
@@ -58,8 +57,6 @@ def run(root: Path) -> dict:
                                             "warmup_steps", "weight_decay", "augmentations")},
         "n_train": metrics["n_train"],
         "n_validation": metrics["n_validation"],
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f} at the end",
     }  # fmt: skip
 
 
@@ -67,14 +64,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="Folder to write into and keep (new).")
     args = parser.parse_args()
+    machine = describe()
+    print(header(machine))
     if args.keep:
         args.keep.mkdir(parents=True)
         figures = run(args.keep)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             figures = run(Path(tmp))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    figures["machine"] = machine
+    path = results_path("scratch_multilabel", machine)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
     if figures["eval_iou"] < MIN_IOU:
         raise SystemExit(f"eval_iou {figures['eval_iou']:.3f} < {MIN_IOU}")
