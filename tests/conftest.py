@@ -14,6 +14,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # torch's pool waits for a busy core at every op (tests/test_training_run.py under load:
 # 272 s and 130 CPU-s with two threads, 162 s and 76 CPU-s with one). Children inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Packages skip the ONNX export (4-10 s each here) except in the tests of the export and of
+# what it enables (tests/test_inference_engines.py, tests/test_engine_decision.py turn it on).
+os.environ.setdefault("DEITKIT_ONNX_EXPORT", "off")
 
 from pathlib import Path
 
