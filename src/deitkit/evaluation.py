@@ -309,13 +309,14 @@ def _write_summary(
 ) -> list[str]:
     """evaluation_summary.json: what was evaluated, on which engine, and what was left out."""
     task = evaluation.task
+    engine = classifier.engine_choice
     summary = {
         "task": task.value,
         "labels": list(evaluation.labels),
         "threshold": evaluation.threshold if task.is_multilabel else None,
         "primary_metric": task.primary_metric,
         # The engine the model ran on, chosen as serving and batch scoring choose it.
-        "engine": {"name": classifier.engine_choice.name, "reason": classifier.engine_choice.reason},
+        "engine": {"name": engine.name, "reason": engine.reason, "timings_ms": engine.timings},
         "precision": {"name": classifier.precision.name, "reason": classifier.precision.reason},
         "n_images": len(dataset),
         "n_scored": evaluation.n_scored,
