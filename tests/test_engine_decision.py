@@ -80,7 +80,7 @@ def test_the_loader_and_the_pyfunc_read_the_same_record(judged):
 
     package, _ = judged
     record = read_record(packaged_checkpoint(package))
-    classifier = load_packaged(package, timer=lambda engine, pixels: 0.01)
+    classifier = load_packaged(package, timer=lambda engine, pixels, give_up: 0.01)
     assert record.allowed(classifier.engine.name)
     pyfunc = mlflow.pyfunc.load_model(str(package)).unwrap_python_model()
     assert record.allowed(pyfunc.classifier.engine.name)

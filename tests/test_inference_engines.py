@@ -227,7 +227,7 @@ SPEED = {
 }
 
 
-def by_table(engine, pixels) -> float:
+def by_table(engine, pixels, give_up) -> float:
     return SPEED[engine.name]
 
 
@@ -243,7 +243,7 @@ def test_the_fastest_allowed_engine_serves_and_the_reason_lists_the_timings():
     )
     assert engine.name == choice.name == "onnx-int8"
     # torch-bf16 is refused by the record, torch-int8 slow here: neither is built.
-    assert built == ["torch-fp32", "onnx-fp32", "onnx-int8"]
+    assert built == ["onnx-int8", "onnx-fp32", "torch-fp32"]  # likeliest fastest first
     assert choice.timings == {"torch-fp32": 50.0, "onnx-fp32": 40.0, "onnx-int8": 25.0}
     assert choice.reason == (
         "fastest at batch 2 (ms/img: onnx-int8 25.0, onnx-fp32 40.0, torch-fp32 50.0)"
@@ -251,7 +251,7 @@ def test_the_fastest_allowed_engine_serves_and_the_reason_lists_the_timings():
 
 
 def test_one_allowed_engine_is_used_without_timing():
-    def never(engine, pixels):
+    def never(engine, pixels, give_up):
         raise AssertionError("timed")
 
     built: list[str] = []
@@ -344,6 +344,31 @@ def test_the_timer_warms_up_then_reports_seconds_per_image():
 
     seconds = time_engine(Counting(), torch.zeros(4, 3, 2, 2))
     assert calls == [4, 4, 4] and 0 < seconds < 1
+    # A warm-up already slower than `give_up` per image ends the timing: that engine has lost.
+    calls.clear()
+    assert time_engine(Counting(), torch.zeros(4, 3, 2, 2), give_up=0.0) > 0
+    assert calls == [4]
+
+
+def test_later_engines_may_give_up_at_one_and_a_half_times_the_best_so_far():
+    seen = {}
+
+    def timer(engine, pixels, give_up):
+        seen[engine.name] = give_up
+        return SPEED[engine.name]
+
+    choose_engine(
+        fake_offers([]),
+        record_allowing("torch-fp32", "onnx-fp32", "onnx-int8"),
+        Request(),
+        pixels=torch.zeros(1, 1),
+        timer=timer,
+    )
+    assert seen == {
+        "onnx-int8": float("inf"),
+        "onnx-fp32": pytest.approx(0.025 * 1.5),
+        "torch-fp32": pytest.approx(0.025 * 1.5),
+    }
 
 
 def test_fixed_pixels_are_the_same_on_every_call():
@@ -362,7 +387,7 @@ def test_the_loader_serves_the_fastest_engine_the_record_allows(exported, caplog
         with caplog.at_level(logging.INFO, logger="deitkit.inference.classifier"):
             classifier = Classifier.from_pretrained(folder, timer=by_table)
         assert classifier.engine.name == "onnx-int8" and classifier.precision.name == "int8"
-        assert "serving with onnx-int8: fastest at batch 2 (ms/img: onnx-int8 25.0" in caplog.text
+        assert "serving with onnx-int8: fastest at batch 1 (ms/img: onnx-int8 25.0" in caplog.text
         probs = classifier.predict_images(images)
         assert probs.shape == (24, 3)
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)

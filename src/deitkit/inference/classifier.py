@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 # activations per image in fp32) while keeping matrix multiplies large enough to be efficient.
 MAX_BATCH_SIZE = 32
 # Images per timed pass when engines are compared at start-up: what an online endpoint sees
-# under light concurrency, and small enough to keep DeiT-base's start-up short.
-TIMING_BATCH = 2
+# one request at a time, and what keeps DeiT-base's start-up short (docs/serving.md).
+TIMING_BATCH = 1
 
 
 class Classifier:
