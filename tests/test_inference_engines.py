@@ -411,3 +411,13 @@ def test_a_plain_checkpoint_serves_with_torch_and_bf16_only_where_native(
     forced = Classifier.from_pretrained(folder, dtype="bf16", timer=by_table)
     assert forced.engine.name == "torch-bf16"
     assert "bf16 is not native on this cpu" in forced.engine_choice.reason
+
+
+def test_a_record_that_allows_nothing_still_serves_the_fp32_reference(caplog):
+    with caplog.at_level(logging.WARNING):
+        engine, choice = choose_engine(
+            fake_offers([]), record_allowing(), Request(), pixels=torch.zeros(1, 1), timer=by_table
+        )
+    assert engine.name == "torch-fp32"
+    assert choice.reason == "the record allows no engine; the fp32 reference serves"
+    assert "the record allows no engine" in caplog.text

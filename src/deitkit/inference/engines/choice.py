@@ -69,7 +69,11 @@ def choose_engine(
             if request.matches(name) and name in offers.missing
         )
         raise ConfigError(f"{request.source}: no engine of that kind runs here ({why})")
-    if not candidates:
+    if not candidates and not request.explicit:
+        # Only a hand-edited record refuses the reference; fp32 is still right.
+        candidates, note = [REFERENCE], "the record allows no engine; the fp32 reference serves"
+        log.warning("%s", note)
+    elif not candidates:
         fast = [n for n in runnable if not offers.offers[n].slow]
         candidates = fast or runnable
         refusals = "; ".join(_refusal(n, offers, record) for n in candidates)
