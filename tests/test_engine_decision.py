@@ -18,25 +18,15 @@ from deitkit.data.formats import read_dataset
 from deitkit.engine_decision import _judge, decide_engines
 from deitkit.inference import load_packaged, packaged_checkpoint
 from deitkit.inference.engines import ENGINES, read_record
-from deitkit.packaging import package_model
 from deitkit.tasks import Task
 
 LABELS = ["blue", "green", "red"]
 
 
-@pytest.fixture(scope="module")
-def judged(tmp_path_factory):
-    """A tiny DeiT packaged with its ONNX export and the colour folders as validation data."""
-    root = tmp_path_factory.mktemp("judged")
-    checkpoint = save_tiny_checkpoint(root / "ckpt", labels=LABELS, weight_std=0.3)
-    data = write_colour_folders(root / "colours")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DEITKIT_ONNX_EXPORT", "on")
-        # torch-int8 is judged only where torch's int8 kernels are fast; the tiny model is
-        # quick either way, so this test judges it on any CPU.
-        patch.setattr(offers_module, "int8_matmul_speedup", lambda: 2.0)
-        package = package_model(checkpoint, root / "package", validation=data)
-    return package, data
+@pytest.fixture
+def judged(judged_package):
+    """tests/conftest.py's package: torch-int8 judged as where torch's int8 kernels are fast."""
+    return judged_package
 
 
 @pytest.mark.timeout(180)

@@ -9,14 +9,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from helpers import save_tiny_checkpoint, write_colour_folders
 from PIL import Image
 
 import deitkit.inference.engines.offers as offers_module
 import deitkit.inference.engines.onnx_export as export_module
 from deitkit.errors import ConfigError
 from deitkit.images import load_image
-from deitkit.inference import Classifier
+from deitkit.inference import Classifier, packaged_checkpoint
 from deitkit.inference.engines import (
     ENGINES,
     Engine,
@@ -41,21 +40,14 @@ LABELS = ["blue", "green", "red"]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A tiny DeiT checkpoint folder with its ONNX export, and the export's outcome."""
-    root = tmp_path_factory.mktemp("exported")
-    folder = save_tiny_checkpoint(root / "ckpt", labels=LABELS, weight_std=0.3)
+def exported(judged_package):
+    """The shared package's checkpoint folder (with its ONNX export), the model on torch-fp32,
+    the export's outcome and the validation images."""
+    package, data = judged_package
+    folder = packaged_checkpoint(package)
     classifier = Classifier.from_pretrained(folder, engine="torch", dtype="fp32")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DEITKIT_ONNX_EXPORT", "on")
-        outcome = export_onnx(
-            classifier.model,
-            folder,
-            normalize=classifier.transform.normalize,
-            size=classifier.transform.output_size,
-            task=classifier.task,
-        )
-    images = [load_image(p) for p in sorted(write_colour_folders(root / "data").rglob("*.png"))]
+    outcome = read_record(folder).export
+    images = [load_image(p) for p in sorted(data.rglob("*.png"))]
     return folder, classifier, outcome, images
 
 
@@ -382,6 +374,7 @@ def test_fixed_pixels_are_the_same_on_every_call():
 
 def test_the_loader_serves_the_fastest_engine_the_record_allows(exported, caplog):
     folder, _, _, images = exported
+    judged = (folder / "engines.json").read_text()
     write_record(folder, record_allowing("torch-fp32", "onnx-fp32", "onnx-int8"))
     try:
         with caplog.at_level(logging.INFO, logger="deitkit.inference.classifier"):
@@ -395,7 +388,7 @@ def test_the_loader_serves_the_fastest_engine_the_record_allows(exported, caplog
         assert fp32.engine.name == "torch-fp32"
         np.testing.assert_allclose(probs, fp32.predict_images(images), atol=0.1)
     finally:
-        (folder / "engines.json").unlink()
+        (folder / "engines.json").write_text(judged)
 
 
 def test_a_plain_checkpoint_serves_with_torch_and_bf16_only_where_native(
