@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import os
@@ -29,7 +30,7 @@ from benchmarks.machine import (
     results_path,
 )
 from deitkit.errors import ConfigError
-from deitkit.inference import load_classifier
+from deitkit.inference import load_classifier, model_files
 from deitkit.packaging import package_model
 from deitkit.serving.server import LocalServer
 
@@ -236,19 +237,31 @@ def compare(urls: dict[str, str], bodies: list[bytes], *, concurrency: int, tota
 def stage_times(model_dir: Path, bodies: list[bytes], repeats: int = STAGE_REPEATS) -> dict:
     """Median ms of deitkit's per-request stages for one image, in this process.
 
-    Loads the model as the server does (same threads, same precision choice), so the serving
-    latency minus these stages is the HTTP, JSON and server overhead.
+    Loads the model as the server does (same threads, same engine choice), so the serving
+    latency minus these stages is the HTTP, JSON and server overhead; `forward_<engine>` times
+    every engine this machine runs at full speed for the model, allowed or not.
     """
+    from deitkit.inference.engines import engine_offers
+
     classifier = load_classifier(model_dir)
     body = bodies[0]
     images = classifier.decode_inputs(json.loads(body)["input_data"]["data"])
     pixels = classifier.transform(images)
+    found = engine_offers(
+        classifier.model,
+        model_files(model_dir).weights,
+        device=classifier.device,
+        threads=torch.get_num_threads(),
+    )
+    forwards = {
+        f"forward_{name}": classifier.with_engine(offer.build()).forward
+        for name, offer in found.offers.items()
+        if not offer.slow
+    }
     stages = {
         "json+decode": lambda: classifier.decode_inputs(json.loads(body)["input_data"]["data"]),
         "preprocess": lambda: classifier.transform(images),
-        "forward_fp32": lambda: classifier.forward(pixels, "fp32"),
-        "forward_bf16": lambda: classifier.forward(pixels, "bf16"),
-        "forward_int8": lambda: classifier.forward(pixels, "int8"),
+        **{name: functools.partial(forward, pixels) for name, forward in forwards.items()},
         "all": lambda: classifier.predict_inputs(json.loads(body)["input_data"]["data"]),
     }
     times = {}
@@ -261,7 +274,7 @@ def stage_times(model_dir: Path, bodies: list[bytes], repeats: int = STAGE_REPEA
             runs.append(time.perf_counter() - start)
         times[name] = float(np.median(runs) * 1000)
     return {
-        "precision": f"{classifier.precision.name} ({classifier.precision.reason})",
+        "precision": f"{classifier.engine_choice.name} ({classifier.engine_choice.reason})",
         "torch_threads": torch.get_num_threads(),
         "median_ms": times,
     }

@@ -14,6 +14,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # torch's pool waits for a busy core at every op (tests/test_training_run.py under load:
 # 272 s and 130 CPU-s with two threads, 162 s and 76 CPU-s with one). Children inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Packages skip the ONNX export (4-10 s each here) except in the tests of the export and of
+# what it enables (tests/test_inference_engines.py, tests/test_engine_decision.py turn it on).
+os.environ.setdefault("DEITKIT_ONNX_EXPORT", "off")
 
 from pathlib import Path
 
@@ -69,3 +72,25 @@ def tiny_checkpoint(tmp_path: Path):
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def judged_package(tmp_path_factory) -> tuple[Path, Path]:
+    """(package, validation data): a tiny DeiT packaged with its ONNX export, its engines judged
+    on the colour folders (torch-int8 too, as where torch's int8 kernels are fast).
+
+    Session-wide: the export costs 5-15 s here, so the engine tests share this one.
+    """
+    import deitkit.inference.engines.offers as offers_module
+    from deitkit.packaging import package_model
+
+    root = tmp_path_factory.mktemp("judged")
+    checkpoint = save_tiny_checkpoint(
+        root / "ckpt", labels=["blue", "green", "red"], weight_std=0.3
+    )
+    data = write_colour_folders(root / "colours")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEITKIT_ONNX_EXPORT", "on")
+        patch.setattr(offers_module, "int8_matmul_speedup", lambda: 2.0)
+        package = package_model(checkpoint, root / "package", validation=data)
+    return package, data

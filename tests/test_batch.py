@@ -119,7 +119,7 @@ def test_multilabel_rows_use_the_threshold(classifier, tmp_path):
         labels=LABELS,
         task=Task.MULTILABEL,
         threshold=0.5,
-        precision=classifier.precision,
+        engine=classifier.engine,
     )
     (path,) = write_images(tmp_path, 1)
     scored = score_items(multilabel, [Item("a", path=path)])

@@ -57,10 +57,11 @@ def test_evaluate_prints_the_primary_metric_and_writes_the_folder(
     assert lines[0].split()[:3] == ["task", "image-classification", "(3"]
     assert lines[1].split() == ["images", "24", "scored"]
     summary = json.loads((out / "artifacts" / "evaluation_summary.json").read_text())
-    precision = summary["precision"]
-    shown = f"{precision['name']} ({precision['reason']})"
-    assert lines[2].split(maxsplit=1) == ["precision", shown]
-    assert precision["name"] in {"fp32", "bf16", "int8"} and precision["reason"]
+    engine = summary["engine"]
+    shown = f"{engine['name']} ({engine['reason']})"
+    assert lines[2].split(maxsplit=1) == ["engine", shown]
+    assert engine["name"] in {"torch-fp32", "torch-bf16", "onnx-fp32"} and engine["reason"]
+    assert summary["precision"]["name"] == engine["name"].split("-")[1]
     assert lines[3].split() == ["accuracy", f"{metrics['accuracy']:.4f}", "(primary", "metric)"]
     assert any(line.split()[:2] == ["log_loss", f"{metrics['log_loss']:.4f}"] for line in lines)
     assert (out / "artifacts_metadata.json").is_file()

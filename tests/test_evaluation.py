@@ -37,7 +37,7 @@ def multilabel(multiclass) -> Classifier:
         labels=LABELS,
         task=Task.MULTILABEL,
         threshold=0.5,
-        precision=multiclass.precision,
+        engine=multiclass.engine,
         max_batch_size=5,
     )
 

@@ -1,4 +1,4 @@
-"""The inference engine: probabilities, labels, batching, input decoding, bf16 and threads."""
+"""The Classifier: probabilities, labels, batching, input decoding and threads."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from helpers import save_tiny_checkpoint
 from PIL import Image
 from transformers import AutoModelForImageClassification
 
-import deitkit.inference.classifier as classifier_module
-import deitkit.inference.precision as precision_module
 import deitkit.inference.threads as threads_module
 from deitkit.errors import ConfigError, ImageError
 from deitkit.images import ImageLimits, load_image
@@ -27,12 +25,6 @@ from deitkit.inference import (
     check_top_k,
     load_classifier,
     read_checkpoint,
-)
-from deitkit.inference.precision import (
-    calibration_pixels,
-    choose_precision,
-    requested_precision,
-    same_predictions,
 )
 from deitkit.inference.threads import _cgroup_quota
 from deitkit.tasks import Task
@@ -235,181 +227,6 @@ def test_image_limits_apply_to_inputs(classifier, monkeypatch):
         classifier.decode_inputs([png_base64()])
 
 
-# --- precision: int8, bf16, fp32 ------------------------------------------------------------
-
-
-def test_bf16_is_kept_only_when_it_agrees_with_fp32(tiny_checkpoint, colour_folders, monkeypatch):
-    monkeypatch.setattr(precision_module, "native_bf16", lambda device: True)
-    monkeypatch.setattr(precision_module, "cpu_int8", lambda device: False)
-    torch.manual_seed(0)
-    folder = tiny_checkpoint("deit", labels=LABELS)
-    fp32 = Classifier.from_pretrained(folder, dtype="float32")
-    auto = Classifier.from_pretrained(folder, dtype="auto")
-    assert auto.precision.name == "bf16", auto.precision.reason
-
-    pixels = fp32.transform.normalize(calibration_pixels(*fp32.transform.output_size))
-    assert len(set(fp32.forward(pixels, "fp32").argmax(1).tolist())) > 1  # a real test of top-1
-    images = colour_images(colour_folders)
-    reference, candidate = fp32.predict_images(images), auto.predict_images(images)
-    np.testing.assert_array_equal(candidate.argmax(1), reference.argmax(1))
-    np.testing.assert_allclose(candidate, reference, atol=0.01)
-    assert not np.array_equal(candidate, reference)  # it really ran in bf16
-
-
-def test_bf16_that_flips_a_prediction_falls_back_to_fp32(tiny_checkpoint, monkeypatch):
-    monkeypatch.setattr(precision_module, "native_bf16", lambda device: True)
-    monkeypatch.setattr(precision_module, "cpu_int8", lambda device: False)
-    folder = tiny_checkpoint("deit", labels=["a", "b"])
-    model = AutoModelForImageClassification.from_pretrained(folder)
-    with torch.no_grad():
-        # Identical rows, biases 1e-5 apart: fp32 always picks "b"; in bf16 the biases round to
-        # the same value, the logits tie and argmax picks "a".
-        model.classifier.weight[1] = model.classifier.weight[0]
-        model.classifier.bias.copy_(torch.tensor([0.5, 0.50001]))
-    model.save_pretrained(folder)
-
-    classifier = Classifier.from_pretrained(folder, dtype="auto")
-
-    assert classifier.precision.name == "fp32"
-    assert classifier.precision.reason == "bf16 changed predictions on the calibration images"
-
-
-def test_int8_is_chosen_on_cpus_when_it_agrees_with_fp32(tiny_checkpoint, colour_folders):
-    torch.manual_seed(0)
-    folder = tiny_checkpoint("vit", labels=LABELS)
-    fp32 = Classifier.from_pretrained(folder, dtype="float32")
-    auto = Classifier.from_pretrained(folder)
-    assert auto.precision.name == "int8", auto.precision.reason
-    images = colour_images(colour_folders)
-    reference, candidate = fp32.predict_images(images), auto.predict_images(images)
-    np.testing.assert_array_equal(candidate.argmax(1), reference.argmax(1))
-    np.testing.assert_allclose(candidate, reference, atol=precision_module.MAX_INT8_DRIFT)
-    assert not np.array_equal(candidate, reference)  # it really ran quantized
-    quantized = [m for m in auto._int8_model.modules() if "quantized" in type(m).__module__]
-    assert len(quantized) >= 2 * 6  # every Linear of both layers (attention and MLP)
-
-
-class _Reversed(torch.nn.Module):
-    """A 'quantized' model that reverses the logits: it changes every top-1 prediction."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixel_values):
-        output = self.model(pixel_values=pixel_values)
-        output.logits = output.logits.flip(-1)
-        return output
-
-
-@pytest.mark.parametrize("bf16, expected", [(True, "bf16"), (False, "fp32")])
-def test_int8_that_changes_predictions_is_refused(tiny_checkpoint, monkeypatch, bf16, expected):
-    monkeypatch.setattr(classifier_module, "quantize_int8", _Reversed)
-    monkeypatch.setattr(precision_module, "native_bf16", lambda device: bf16)
-    torch.manual_seed(0)
-    classifier = Classifier.from_pretrained(tiny_checkpoint("deit", labels=LABELS))
-    assert classifier.precision.name == expected
-    if expected == "bf16":
-        assert classifier.precision.reason.endswith(
-            "; int8 changed predictions on the calibration images"
-        )
-    if expected == "fp32":
-        assert classifier.precision.reason == ("int8 changed predictions on the calibration images")
-    assert classifier._int8_model is None  # the refused copy is not kept
-
-
-def test_int8_that_moves_probabilities_too_far_is_refused(monkeypatch):
-    monkeypatch.setattr(precision_module, "native_bf16", lambda device: False)
-    reference = torch.tensor([[0.70, 0.20, 0.10]])
-    drifted = torch.tensor([[0.60, 0.25, 0.15]])  # same labels, 0.10 away
-
-    def forward(pixels, precision):
-        return drifted if precision == "int8" else reference
-
-    device = torch.device("cpu")
-    chosen = choose_precision(
-        "auto", forward, torch.zeros(1), device=device, task=Task.MULTICLASS, threshold=0.5
-    )
-    assert chosen == precision_module.Precision(
-        "fp32", "int8 moved a probability by 0.10 on the calibration images"
-    )
-
-
-def test_explicit_int8_needs_a_cpu_and_the_environment_can_choose(tiny_checkpoint, monkeypatch):
-    with pytest.raises(ConfigError, match="dtype 'int8' runs on CPUs"):
-        choose_precision(
-            "int8",
-            lambda pixels, precision: pixels,
-            torch.zeros(1),
-            device=torch.device("cuda"),
-            task=Task.MULTICLASS,
-            threshold=0.5,
-        )
-    folder = tiny_checkpoint("deit")
-    monkeypatch.setenv("DEITKIT_INFERENCE_DTYPE", "float32")
-    assert Classifier.from_pretrained(folder).precision == precision_module.Precision(
-        "fp32", "requested"
-    )
-    monkeypatch.setenv("DEITKIT_INFERENCE_DTYPE", "int8")
-    assert Classifier.from_pretrained(folder).precision.name == "int8"
-
-
-def test_precision_without_native_bf16_and_explicit_choices(tiny_checkpoint, monkeypatch):
-    monkeypatch.setattr(precision_module, "native_bf16", lambda device: False)
-    monkeypatch.setattr(precision_module, "cpu_int8", lambda device: False)
-    folder = tiny_checkpoint("deit")
-    reason = Classifier.from_pretrained(folder).precision.reason
-    assert reason == "cpu has no native bf16 or int8"
-    forced = Classifier.from_pretrained(folder, dtype="bfloat16").precision
-    assert forced.name == "bf16" and "slower than fp32" in forced.reason
-    with pytest.raises(ConfigError, match="dtype 'float16' is not supported"):
-        Classifier.from_pretrained(folder, dtype="float16")
-
-
-def test_requested_precision_takes_internal_names_and_torch_aliases(monkeypatch):
-    monkeypatch.delenv("DEITKIT_INFERENCE_DTYPE", raising=False)
-    assert requested_precision() == "auto"
-    assert [requested_precision(v) for v in ("fp32", "float32", "bf16", "bfloat16", "int8")] == [
-        "fp32",
-        "fp32",
-        "bf16",
-        "bf16",
-        "int8",
-    ]
-    monkeypatch.setenv("DEITKIT_INFERENCE_DTYPE", " bfloat16 ")
-    assert requested_precision() == "bf16"
-    assert requested_precision("int8") == "int8"  # the argument wins over the environment
-    monkeypatch.setenv("DEITKIT_INFERENCE_DTYPE", "fp16")
-    with pytest.raises(
-        ConfigError,
-        match=r"^DEITKIT_INFERENCE_DTYPE 'fp16' is not supported; expected one of: auto, fp32, ",
-    ):
-        requested_precision()
-    with pytest.raises(ValueError, match="choose_precision takes one of"):
-        choose_precision(
-            "float32",
-            lambda pixels, precision: pixels,
-            torch.zeros(1),
-            device=torch.device("cpu"),
-            task=Task.MULTICLASS,
-            threshold=0.5,
-        )
-
-
-def test_same_predictions_checks_multilabel_thresholds():
-    reference = torch.tensor([[0.9, 0.6, 0.1]])
-    moved = torch.tensor([[0.9, 0.4, 0.1]])  # same top-1, label 1 falls under 0.5
-    assert same_predictions(reference, moved, task=Task.MULTICLASS, threshold=0.5)
-    assert not same_predictions(reference, moved, task=Task.MULTILABEL, threshold=0.5)
-    assert same_predictions(reference, moved, task=Task.MULTILABEL, threshold=0.3)
-
-
-def test_calibration_images_are_fixed():
-    first, second = calibration_pixels(16, 12), calibration_pixels(16, 12)
-    assert first.shape == (8, 3, 16, 12) and first.dtype == torch.uint8
-    assert torch.equal(first, second)
-
-
 # --- threads ------------------------------------------------------------------------------
 
 
@@ -441,22 +258,3 @@ def test_thread_count_respects_cgroup_quotas(tmp_path):
     (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000")
     (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000")
     assert _cgroup_quota(tmp_path) == 1
-
-
-def test_int8_answers_do_not_depend_on_the_batch(tiny_checkpoint, colour_folders):
-    torch.manual_seed(0)
-    classifier = Classifier.from_pretrained(tiny_checkpoint("deit", labels=LABELS), dtype="int8")
-    images = colour_images(colour_folders)
-    together = classifier.predict_images(images)
-    alone = np.concatenate([classifier.predict_images([image]) for image in images])
-    np.testing.assert_array_equal(together, alone)
-
-
-def test_without_torch_ao_quantization_int8_is_simply_not_offered(monkeypatch):
-    import deitkit.inference.quantize as quantize_module
-
-    monkeypatch.setattr(quantize_module, "_quantize_dynamic", lambda: None)
-    assert quantize_module.int8_engine() is None
-    assert not precision_module.cpu_int8(torch.device("cpu"))
-    with pytest.raises(RuntimeError, match="no int8 CPU path"):
-        quantize_module.quantize_int8(torch.nn.Linear(2, 2))

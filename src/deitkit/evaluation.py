@@ -307,14 +307,16 @@ def _write_predictions(
 def _write_summary(
     folder: Path, evaluation: Evaluation, classifier: Classifier, dataset: ImageDataset
 ) -> list[str]:
-    """evaluation_summary.json: what was evaluated, in what precision, and what was left out."""
+    """evaluation_summary.json: what was evaluated, on which engine, and what was left out."""
     task = evaluation.task
+    engine = classifier.engine_choice
     summary = {
         "task": task.value,
         "labels": list(evaluation.labels),
         "threshold": evaluation.threshold if task.is_multilabel else None,
         "primary_metric": task.primary_metric,
-        # The precision the model ran in: the one serving and batch scoring use as well.
+        # The engine the model ran on, chosen as serving and batch scoring choose it.
+        "engine": {"name": engine.name, "reason": engine.reason, "timings_ms": engine.timings},
         "precision": {"name": classifier.precision.name, "reason": classifier.precision.reason},
         "n_images": len(dataset),
         "n_scored": evaluation.n_scored,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import json
 import logging
@@ -17,6 +18,8 @@ import pandas as pd
 from PIL import Image
 
 import deitkit
+from deitkit.data.dataset import ImageDataset
+from deitkit.data.formats import read_dataset
 from deitkit.errors import ConfigError
 from deitkit.inference.checkpoint import (
     CONFIG_FILE,
@@ -48,6 +51,11 @@ RUNTIME_REQUIREMENTS = (
     "psutil",
     "mlflow-skinny",
 )
+# Pinned too where installed: ONNX Runtime runs the package's ONNX engines (without it they are
+# simply not offered). torchao, torch-int8's, is left to the host: deitkit imports it only
+# where it is installed, and it is not worth installing where torch's int8 kernels are slow.
+OPTIONAL_REQUIREMENTS = ("onnxruntime",)
+OPTIONAL_IMPORTS = ("onnxruntime", "torchao")
 
 
 def package_model(
@@ -56,23 +64,30 @@ def package_model(
     *,
     threshold: float = 0.5,
     overwrite: bool = False,
+    validation: ImageDataset | str | Path | None = None,
 ) -> Path:
     """Save a checkpoint folder as an MLflow pyfunc model at `output`; return `output`.
 
     The package holds the checkpoint's config.json, safetensors weights (converted from a
     pickled .bin when that is all there is) and preprocessor_config.json, a deitkit.json with
     the labels, task and threshold, and a copy of the deitkit package (`code/deitkit`), so it
-    loads with nothing but the pinned requirements installed. The output is written to a
-    temporary folder beside `output` and moved into place when complete.
+    loads with nothing but the pinned requirements installed. Beside the weights go the ONNX
+    export (`model.onnx`, checked against torch, and its dynamic-int8 copy `model.int8.onnx`)
+    and engines.json, which says which engines may serve the model: judged on `validation`
+    when it is given (`deitkit.engine_decision`), else fp32 and bf16 only. The output is
+    written to a temporary folder beside `output` and moved into place when complete.
 
     Args:
         checkpoint: A Hugging Face image-classification checkpoint folder.
         output: Folder to create; it must not exist (or be empty) unless `overwrite`.
         threshold: Default multilabel threshold (the `threshold` param's default).
         overwrite: Replace an existing `output`.
+        validation: Labelled data to judge the reduced-precision engines on: a dataset, or
+            any layout `deitkit data validate` reads; None: no int8 engine may serve.
 
     Raises:
         ConfigError: the checkpoint is unusable, or `output` exists.
+        DataError: `validation` cannot be read or uses labels the checkpoint does not have.
     """
     import mlflow
 
@@ -80,11 +95,14 @@ def package_model(
     threshold = check_threshold(threshold, name="--threshold")
     if output.exists() and not overwrite and (output.is_file() or any(output.iterdir())):
         raise ConfigError(f"{output}: already exists; choose a new folder or pass --overwrite")
+    if validation is not None and not isinstance(validation, ImageDataset):
+        # Read first: a bad --validation fails before minutes of export and judging.
+        validation = read_dataset(validation, task=read_checkpoint(checkpoint).task)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="deitkit-package-") as temp:
         folder = Path(temp) / CHECKPOINT_ARTIFACT
-        info = stage_checkpoint(checkpoint, folder, threshold=threshold)
+        info = stage_checkpoint(checkpoint, folder, threshold=threshold, validation=validation)
         try:
             mlflow.pyfunc.save_model(
                 path=str(staging),
@@ -112,15 +130,26 @@ def package_model(
     return output
 
 
-def stage_checkpoint(checkpoint: Path, folder: Path, *, threshold: float) -> CheckpointInfo:
+def stage_checkpoint(
+    checkpoint: Path,
+    folder: Path,
+    *,
+    threshold: float,
+    validation: ImageDataset | None = None,
+) -> CheckpointInfo:
     """Copy what inference needs from `checkpoint` into `folder`, weights as safetensors.
 
-    Training state (optimizer, scheduler, training_args.bin, RNG) is left behind.
+    Training state (optimizer, scheduler, training_args.bin, RNG) is left behind; the ONNX
+    export and engines.json are added (see `package_model`).
 
     Raises:
         ConfigError: the checkpoint lacks a file inference needs or does not load.
+        DataError: `validation` uses labels the checkpoint does not have.
     """
+    from deitkit.engine_decision import decide_engines
     from deitkit.inference import Classifier
+    from deitkit.inference.engines import write_record
+    from deitkit.inference.engines.onnx_export import export_onnx
 
     read_checkpoint(checkpoint)  # config.json present and a classification: fail early
     if not (checkpoint / PREPROCESSOR_FILE).is_file():
@@ -145,7 +174,19 @@ def stage_checkpoint(checkpoint: Path, folder: Path, *, threshold: float) -> Che
     }
     (folder / DEITKIT_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
     # Loading the staged copy proves it complete: weights, preprocessing and labels agree.
-    Classifier.from_pretrained(folder, dtype="fp32")
+    classifier = Classifier.from_pretrained(folder, device="cpu", engine="torch", dtype="fp32")
+    transform = classifier.transform
+    export = export_onnx(
+        classifier.model,
+        folder,
+        normalize=transform.normalize,
+        size=transform.output_size,
+        task=classifier.task,
+    )
+    record = decide_engines(classifier, folder, export=export, validation=validation)
+    write_record(folder, record)
+    allowed = [name for name, verdict in record.verdicts.items() if verdict.allowed]
+    log.info("engines allowed to serve %s: %s", checkpoint, ", ".join(allowed))
     return read_checkpoint(folder)
 
 
@@ -173,14 +214,17 @@ def model_signature(threshold: float = 0.5):
 
 
 def pinned_requirements() -> list[str]:
-    """`name==version` of each runtime requirement as installed here.
+    """`name==version` of each runtime requirement (and installed optional one) as here.
 
     Local version labels are dropped (`2.13.0+cpu` → `2.13.0`), so the host installs the torch
     build that suits its hardware. deitkit itself travels in the package (`code/deitkit`).
     """
     from packaging.version import Version
 
-    return [f"{name}=={Version(version(name)).public}" for name in RUNTIME_REQUIREMENTS]
+    installed = [name for name in OPTIONAL_REQUIREMENTS if importlib.util.find_spec(name)]
+    return [
+        f"{name}=={Version(version(name)).public}" for name in (*RUNTIME_REQUIREMENTS, *installed)
+    ]
 
 
 def example_image_base64(size: int = 16) -> str:

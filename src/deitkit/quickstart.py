@@ -279,7 +279,9 @@ class Quickstart:
             name: evaluation.metrics[name]
             for name in (evaluation.primary_metric, "f1_score_macro", "AUC_macro")
         }
-        self.result.facts["served_precision"] = classifier.precision.name
+        # The engine evaluation ran on, chosen as the endpoints choose it, and why.
+        choice = classifier.engine_choice
+        self.result.facts["served_precision"] = f"{choice.name}: {choice.reason}"
         self.result.paths["evaluation metrics"] = self.outputs.evaluation / METRICS_FILE
         self.result.paths["evaluation artifacts"] = self.outputs.evaluation / ARTIFACTS_DIR
         return classifier

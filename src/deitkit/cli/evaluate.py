@@ -83,11 +83,11 @@ def evaluate(
     threshold_note = f", threshold {result.threshold:g}" if task.is_multilabel else ""
     skipped = f", {len(result.unreadable)} unreadable left out" if result.unreadable else ""
     names = [result.primary_metric, *_SHOWN[task.value]]
-    width = max(len("precision"), *(len(name) for name in names))
+    width = max(len("engine"), *(len(name) for name in names))
     click.echo(f"{'task':<{width}}  {task.value} ({len(result.labels)} labels{threshold_note})")
     click.echo(f"{'images':<{width}}  {result.n_scored} scored{skipped}")
-    precision = classifier.precision
-    click.echo(f"{'precision':<{width}}  {precision.name} ({precision.reason})")
+    choice = classifier.engine_choice
+    click.echo(f"{'engine':<{width}}  {choice.name} ({choice.reason})")
     for name in names:
         primary = "  (primary metric)" if name == result.primary_metric else ""
         click.echo(f"{name:<{width}}  {_format(result.metrics[name])}{primary}")

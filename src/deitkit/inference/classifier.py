@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,16 +15,24 @@ from transformers import AutoModelForImageClassification, PreTrainedModel
 from deitkit.errors import ConfigError, ImageError
 from deitkit.images import ImageLimits, PixelBudget, limits_from_env, load_image
 from deitkit.inference.checkpoint import has_safetensors, read_checkpoint
-from deitkit.inference.inputs import FetchUrl, decode_input
-from deitkit.inference.precision import (
-    calibration_pixels,
-    choose_precision,
-    requested_precision,
+from deitkit.inference.engines import (
+    TORCH_FP32,
+    Engine,
+    EngineChoice,
+    Timer,
+    choose_engine,
+    engine_offers,
+    read_record,
+    requested,
+    time_engine,
+    without_record,
 )
+from deitkit.inference.engines.pixels import fixed_pixels
+from deitkit.inference.engines.torch_engines import TorchEngine
+from deitkit.inference.inputs import FetchUrl, decode_input
 from deitkit.inference.prediction import Prediction
-from deitkit.inference.quantize import quantize_int8
 from deitkit.inference.threads import configure_threads
-from deitkit.precision import BF16, FP32, INT8, Precision
+from deitkit.precision import Precision
 from deitkit.tasks import Task, check_threshold
 from deitkit.transforms import EvalTransform
 
@@ -32,10 +41,13 @@ log = logging.getLogger(__name__)
 # Images per forward pass: bounds activation memory (DeiT-base at 224 px needs about 40 MB of
 # activations per image in fp32) while keeping matrix multiplies large enough to be efficient.
 MAX_BATCH_SIZE = 32
+# Images per timed pass when engines are compared at start-up: what an online endpoint sees
+# one request at a time, and what keeps DeiT-base's start-up short (docs/serving.md).
+TIMING_BATCH = 1
 
 
 class Classifier:
-    """A checkpoint loaded once for inference: preprocessing, model, labels, task and precision.
+    """A checkpoint loaded once for inference: preprocessing, model, engine, labels and task.
 
     Build it with `Classifier.from_pretrained` (a checkpoint folder) or
     `deitkit.inference.load_packaged` (a packaged MLflow model).
@@ -44,8 +56,12 @@ class Classifier:
         labels: The label list, in the model's output order.
         task: Multiclass (softmax) or multilabel (sigmoid).
         threshold: Default multilabel threshold of the predictions.
-        precision: fp32, bf16 or int8, and why (see `deitkit.inference.precision`).
-        device: Where the model runs.
+        model: The fp32 torch model.
+        engine: What turns pixels into logits (`deitkit.inference.engines`): the model itself
+            in fp32 or bf16, a torchao int8 copy, or the package's ONNX export in ONNX Runtime.
+        engine_choice: The engine's name, why it was chosen, and the start-up timings.
+        precision: The engine's precision (fp32, bf16 or int8) and the choice's reason.
+        device: Where the torch model runs.
         transform: The checkpoint's evaluation preprocessing.
         limits: Checked on every input image before it is decoded.
         fetch_url: Downloads http(s) URL inputs; None refuses them.
@@ -59,7 +75,8 @@ class Classifier:
         labels: Sequence[str],
         task: Task,
         threshold: float,
-        precision: Precision,
+        engine: Engine | None = None,
+        engine_choice: EngineChoice | None = None,
         max_batch_size: int = MAX_BATCH_SIZE,
         limits: ImageLimits | None = None,
         fetch_url: FetchUrl | None = None,
@@ -71,12 +88,12 @@ class Classifier:
         ):
             raise ConfigError(f"max_batch_size must be an integer >= 1, got {max_batch_size!r}")
         self.model = model.eval()
-        self._int8_model: torch.nn.Module | None = None  # built on first int8 use
+        self.engine = engine or TorchEngine(TORCH_FP32, self.model)
+        self.engine_choice = engine_choice or EngineChoice(self.engine.name, "given")
         self.transform = transform
         self.labels = list(labels)
         self.task = task
         self.threshold = check_threshold(threshold)
-        self.precision = precision
         self.max_batch_size = max_batch_size
         self.limits = limits if limits is not None else limits_from_env()
         self.fetch_url = fetch_url
@@ -88,37 +105,47 @@ class Classifier:
         *,
         processor: str | Path | None = None,
         device: str | torch.device | None = None,
+        engine: str | None = None,
         dtype: str | None = None,
         threshold: float | None = None,
         max_batch_size: int = MAX_BATCH_SIZE,
         limits: ImageLimits | None = None,
         fetch_url: FetchUrl | None = None,
+        timer: Timer | None = None,
     ) -> Classifier:
-        """Load a Hugging Face checkpoint folder for inference.
+        """Load a Hugging Face checkpoint folder for inference, on the engine that suits it here.
+
+        The engines the folder's engines.json allows (without one: torch fp32, and bf16 where
+        native), that this machine runs, are timed briefly and the fastest serves
+        (`deitkit.inference.engines.choose_engine`); one line in the log says which and why.
 
         Args:
-            path: Folder with config.json and the weights (and preprocessor_config.json).
+            path: Folder with config.json and the weights (and preprocessor_config.json, and
+                from `deitkit package` engines.json and the ONNX export).
             processor: Folder with preprocessor_config.json when it is kept apart from the
                 weights (mlflow.transformers' components/image_processor/); None: `path`.
             device: Where to run; None: the GPU when there is one, else the CPU.
-            dtype: `auto` (int8 on CPUs, else bf16 where native, when it keeps the fp32
-                predictions; else fp32), `fp32`, `bf16` or `int8` (`float32` and `bfloat16`
-                are accepted too); None: `$DEITKIT_INFERENCE_DTYPE`, else `auto`.
+            engine: `auto`, `torch` or `onnx`; None: `$DEITKIT_INFERENCE_ENGINE`, else `auto`.
+            dtype: `auto`, `fp32`, `bf16` or `int8` (`float32` and `bfloat16` are accepted
+                too); None: `$DEITKIT_INFERENCE_DTYPE`, else `auto`.
             threshold: Default multilabel threshold; None: deitkit.json's, else 0.5.
             max_batch_size: Most images per forward pass.
             limits: Image limits; None: `deitkit.images.limits_from_env()`.
             fetch_url: Downloads URL inputs; None refuses them.
+            timer: Seconds per image of an engine on a batch; None: `time_engine`.
 
         Raises:
-            ConfigError: the folder is not a usable image-classification checkpoint, or `dtype`
-                (or the environment variable) is not a precision inference runs in.
+            ConfigError: the folder is not a usable image-classification checkpoint, `engine`
+                or `dtype` (or their environment variables) is not allowed, or they ask for an
+                engine that cannot run here.
         """
         path = Path(path)
+        request = requested(engine, dtype)
         info = read_checkpoint(path)
         transform = EvalTransform.from_pretrained(
             path if processor is None else processor, model_type=info.config.model_type
         )
-        configure_threads()
+        threads = configure_threads()
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         try:
             model = AutoModelForImageClassification.from_pretrained(
@@ -131,68 +158,50 @@ class Classifier:
             )
         except (OSError, ValueError) as err:
             raise ConfigError(f"{path}: the model weights cannot be loaded: {err}") from None
-        classifier = cls(
-            model.to(device),
+        model = model.to(device).eval()
+        offers = engine_offers(model, path, device=device, threads=threads)
+        pixels = transform.normalize(fixed_pixels(TIMING_BATCH, *transform.output_size))
+        chosen, choice = choose_engine(
+            offers,
+            read_record(path) or without_record(),
+            request,
+            pixels=pixels,
+            timer=timer or time_engine,
+        )
+        log.info("loaded %s on %s, serving with %s: %s", path, device, choice.name, choice.reason)
+        return cls(
+            model,
             transform,
             labels=info.labels,
             task=info.task,
             threshold=info.threshold if threshold is None else threshold,
-            precision=Precision(FP32, "deciding"),
+            engine=chosen,
+            engine_choice=choice,
             max_batch_size=max_batch_size,
             limits=limits,
             fetch_url=fetch_url,
         )
-        pixels = transform.normalize(calibration_pixels(*transform.output_size))
-        classifier.precision = choose_precision(
-            requested_precision(dtype),
-            classifier.forward,
-            pixels,
-            device=device,
-            task=info.task,
-            threshold=classifier.threshold,
-        )
-        if classifier.precision.name != INT8:
-            classifier._int8_model = None  # a quantized copy the check refused is not kept
-        log.info(
-            "loaded %s on %s in %s (%s)",
-            path,
-            device,
-            classifier.precision.name,
-            classifier.precision.reason,
-        )
-        return classifier
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def forward(self, pixels: torch.Tensor, precision: str | None = None) -> torch.Tensor:
-        """Probabilities (N, C) float32 on the CPU for normalised pixels (N, 3, H, W).
+    @property
+    def precision(self) -> Precision:
+        """The serving engine's precision (fp32, bf16 or int8), with the engine and why."""
+        choice = self.engine_choice
+        return Precision(self.engine.dtype, f"{choice.name}: {choice.reason}")
 
-        `precision` (fp32, bf16 or int8) defaults to the one chosen at load time.
-        """
-        precision = precision or self.precision.name
-        device = self.device
-        model = self._int8() if precision == INT8 else self.model
-        with (
-            torch.inference_mode(),
-            torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == BF16),
-        ):
-            pixels = pixels.to(device)
-            if precision == INT8:
-                # Dynamic quantization scales activations over the whole input tensor, so a
-                # batch would make each image's answer depend on its neighbours; one image
-                # per call keeps every answer the same however requests are batched.
-                logits = torch.cat([model(pixel_values=p[None]).logits for p in pixels]).float()
-            else:
-                logits = model(pixel_values=pixels).logits.float()
-            probs = self.task.activate(logits)
-        return probs.cpu()
+    def with_engine(self, engine: Engine, choice: EngineChoice | None = None) -> Classifier:
+        """This classifier running on `engine` instead; everything else is shared."""
+        other = copy.copy(self)
+        other.engine = engine
+        other.engine_choice = choice or EngineChoice(engine.name, "given")
+        return other
 
-    def _int8(self) -> torch.nn.Module:
-        if self._int8_model is None:
-            self._int8_model = quantize_int8(self.model)
-        return self._int8_model
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Probabilities (N, C) float32 on the CPU for normalised pixels (N, 3, H, W)."""
+        return self.task.activate(self.engine(pixels))
 
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Probabilities (N, C) float32, in label order, for RGB images.
@@ -275,6 +284,6 @@ class Classifier:
 
     def __repr__(self) -> str:
         return (
-            f"Classifier({len(self.labels)} labels, {self.task.value}, {self.precision.name} "
+            f"Classifier({len(self.labels)} labels, {self.task.value}, {self.engine.name} "
             f"on {self.device})"
         )

@@ -176,6 +176,7 @@ class Job:
     transform: EvalTransform
     precision: Precision
     accelerator: Accelerator
+    validation: ImageDataset | None = None  # judges the packaged model's engines
 
 
 def build(config: FinetuneConfig, *, overwrite: bool = False) -> Job:
@@ -222,7 +223,7 @@ def build(config: FinetuneConfig, *, overwrite: bool = False) -> Job:
     trainer.loss_is_scaled_for_ga = False
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(QuietProgress())
-    return Job(config, trainer, tracker, transform, precision, accelerator)
+    return Job(config, trainer, tracker, transform, precision, accelerator, validation_data)
 
 
 def _prepare_output(
@@ -370,7 +371,7 @@ def save(job: Job, metrics: dict[str, Any]) -> FinetuneResult:
     if job.trainer.is_world_process_zero():
         config_json = json.dumps(job.transform.to_config(), indent=2) + "\n"
         (model_dir / CONFIG_NAME).write_text(config_json)
-        package_model(model_dir, out / MLFLOW_MODEL_DIR, overwrite=True)
+        package_model(model_dir, out / MLFLOW_MODEL_DIR, overwrite=True, validation=job.validation)
         metrics = {**metrics, RUN_ID_KEY: job.tracker.run_id}
         # Last, and whole: its presence marks the run finished (training/outputs.py).
         write_text_atomically(out / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
