@@ -81,7 +81,7 @@ def test_the_quickstart_shares_the_from_scratch_defaults():
 
     for task, preset in quickstart.TRAINING.items():
         given = {**quickstart.COMMON_TRAINING, **preset}
-        config = resolve(_config(model=quickstart.MODEL, task=task, **given))
+        config = resolve(_config(model=quickstart.MODELS[task], task=task, **given))
         expected = {**SCRATCH_RECIPE, "validation_batch_size": given["train_batch_size"]}
         assert _recipe(config) == {**expected, **{k: given[k] for k in given if k in expected}}
         assert {"warmup_steps", "weight_decay", "augmentations"}.isdisjoint(given)

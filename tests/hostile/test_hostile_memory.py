@@ -20,7 +20,7 @@ from PIL import Image
 
 from deitkit.models import finetunable_class, label_config, parse_model_ref, scratch_config
 from deitkit.packaging import package_model
-from deitkit.quickstart import MODEL, TRAINING
+from deitkit.quickstart import MODELS, TRAINING
 from deitkit.serving.server import LocalServer
 from deitkit.tasks import Task
 from deitkit.transforms import EvalTransform
@@ -74,7 +74,7 @@ def model_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("hostile-memory")
     task = Task.MULTICLASS
     size = TRAINING[task]["image_size"]
-    config = scratch_config(parse_model_ref(MODEL), size)
+    config = scratch_config(parse_model_ref(MODELS[task]), size)
     config.update(label_config(LABELS, task))
     finetunable_class(config)(config).save_pretrained(root / "checkpoint")
     transform = EvalTransform.for_image_size(size)
