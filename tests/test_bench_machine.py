@@ -63,6 +63,14 @@ def test_gemm_ceiling_on_a_tiny_size_is_positive_and_bounded():
     assert torch.get_num_threads() == threads  # restored
 
 
+def test_the_fp32_ceiling_is_the_faster_of_torch_mm_and_onnxruntime():
+    ceiling = gemm_ceiling(threads=1, **TINY)
+    other = {"torch.mm": "onnxruntime_gflops", "onnxruntime": "torch_mm_gflops"}[ceiling["by"]]
+    assert 0 < ceiling[other] <= ceiling["gflops"]
+    bf16 = gemm_ceiling(torch.bfloat16, threads=1, **TINY)
+    assert bf16["by"] == "torch.mm" and "onnxruntime_gflops" not in bf16
+
+
 def test_describe_lists_the_relevant_flags_and_measures_bf16_only_where_native():
     avx2 = describe(flags=parse_flags(cpuinfo(AVX2)), **TINY)
     assert avx2["kind"] == "avx2"

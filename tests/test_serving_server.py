@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -107,6 +108,13 @@ def pyfunc(model_dir):
 def score(server, body, headers=JSON) -> requests.Response:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     return requests.post(server.url + "/score", data=data, headers=headers, timeout=60)
+
+
+def test_the_log_says_which_engine_serves_and_why(server):
+    assert re.search(
+        r"deitkit\.inference\.classifier - loaded .*, serving with \S+: ", server.output()
+    )
+    assert "deitkit.serving - deitkit scorer ready" in server.output()
 
 
 def test_liveness_answers_healthy(server):

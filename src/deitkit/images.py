@@ -9,7 +9,6 @@ import io
 import os
 import re
 import stat
-import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -238,7 +237,7 @@ def load_image(
 # data:image/png;base64, (media-type parameters such as ;name=x.png allowed before ;base64).
 _DATA_URL = re.compile(r"data:image/[a-z0-9.+-]+(?:;[^;,]*)*;base64,", re.IGNORECASE)
 # Both alphabets, plus the line breaks base64.encodebytes inserts; '=' only at the end.
-_BASE64_CHARS = frozenset(string.ascii_letters + string.digits + "+/-_\r\n")
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/\-_\r\n]")
 _BASE64_HELP = (
     "expected the standard or URL-safe alphabet, optional '=' padding, line breaks, "
     "and an optional data:image/...;base64, prefix"
@@ -268,8 +267,9 @@ def decode_base64(text: str, *, source: str = "image") -> bytes:
         body = body[match.end() :]
     digits = body.rstrip("=")
     # Positions in errors count from the start of `text`, line breaks included.
-    bad = next((i for i, c in enumerate(digits) if c not in _BASE64_CHARS), None)
-    if bad is not None:
+    found = _NOT_BASE64.search(digits)  # a regex: a per-character loop costs ~7 ms an image
+    if found is not None:
+        bad = found.start()
         raise ImageError(
             f"the text is not valid base64: character {digits[bad]!r} at position {start + bad}; "
             f"{_BASE64_HELP}",

@@ -203,7 +203,30 @@ _scorer: Scorer | None = None
 def init() -> None:
     """Load the model once (azmlinfsrv calls this in each worker before any request)."""
     global _scorer
+    _log_through_the_server()
     _scorer = Scorer.from_environment()
+
+
+def _log_through_the_server() -> None:
+    """Send deitkit's INFO lines (the engine served and why, the scorer's limits) to the log.
+
+    azmlinfsrv's logging config gives handlers to its own loggers only (the root logger has
+    none, so INFO from `deitkit.*` would be dropped), and, applied by `dictConfig`, it disables
+    every logger that existed before it, warnings included: `deitkit serve` has imported
+    deitkit by then. Outside the server (tests calling `init()` directly) nothing changes.
+    """
+    deitkit_log, server_log = logging.getLogger("deitkit"), logging.getLogger("azmlinfsrv")
+    if deitkit_log.handlers or not server_log.handlers:
+        return
+    for name, existing in logging.root.manager.loggerDict.items():
+        if (name == "deitkit" or name.startswith("deitkit.")) and isinstance(
+            existing, logging.Logger
+        ):
+            existing.disabled = False
+    for handler in server_log.handlers:
+        deitkit_log.addHandler(handler)
+    deitkit_log.setLevel(logging.INFO)
+    deitkit_log.propagate = False
 
 
 @rawhttp
