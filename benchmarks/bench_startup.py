@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from transformers import AutoConfig
 
 from benchmarks.bench_serving import make_checkpoint, make_request_bodies
 from benchmarks.machine import classifier_flops, describe, header, results_path
+from deitkit.inference import model_files
 from deitkit.packaging import package_model
 from deitkit.serving.server import LocalServer
 
@@ -72,20 +74,32 @@ def phases(packaged: Path, body: bytes) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> dict:
-    """Package random DeiT-base, start it STARTS times, print and write the timings."""
+def main(argv: list[str] | None = None) -> dict:
+    """Package random DeiT-base, start it STARTS times, print and write the timings.
+
+    `--model DIR` starts an existing package instead: e.g. one packaged here, started from an
+    environment with only the package's requirements (what an endpoint installs).
+    """
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, help="a packaged model (default: DeiT-base)")
+    args = parser.parse_args(argv)
     machine = describe()
     print(header(machine))
     body = make_request_bodies(1)[0]
     with tempfile.TemporaryDirectory(prefix="deitkit-bench-startup-") as tmp:
-        checkpoint = make_checkpoint(Path(tmp) / "checkpoint")
-        flops = classifier_flops(AutoConfig.from_pretrained(checkpoint))
-        packaged = package_model(checkpoint, Path(tmp) / "packaged")
+        if args.model is None:
+            checkpoint = make_checkpoint(Path(tmp) / "checkpoint")
+            packaged = package_model(checkpoint, Path(tmp) / "packaged")
+        else:
+            packaged = args.model
+        flops = classifier_flops(AutoConfig.from_pretrained(model_files(packaged).weights))
         starts = [time_to_first_answer(packaged, body) for _ in range(STARTS)]
         split = phases(packaged, body)
     seconds = [s["seconds"] for s in starts]
     results = {
-        "model": "random DeiT-base (224 px, patch 16), packaged without a validation set "
+        "model": str(args.model)
+        if args.model
+        else "random DeiT-base (224 px, patch 16), packaged without a validation set "
         "(candidates: torch-fp32, onnx-fp32)",
         "what": "launch of `python -m deitkit.cli.serve` (azmlinfsrv, 1 worker) to the first "
         "200 from /score (one 320x240 JPEG)",
