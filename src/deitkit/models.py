@@ -79,7 +79,7 @@ class ModelSource:
     processor: str | None = None
 
 
-def parse_model_ref(ref: str) -> ModelSource:
+def parse_model_ref(ref: str, *, flag: str = "--model") -> ModelSource:
     """Classify `ref`: `scratch:<arch>[:key=value,...]`, an existing folder, or a hub id.
 
     A folder is a checkpoint or an MLflow model (`deitkit.inference.mlflow_layouts`: a deitkit
@@ -90,10 +90,10 @@ def parse_model_ref(ref: str) -> ModelSource:
         arch, _, extra = ref[len(SCRATCH_PREFIX) :].partition(":")
         if arch not in SCRATCH_ARCHS:
             raise ConfigError(
-                f"unknown scratch architecture {arch!r} in --model {ref!r}; "
+                f"unknown scratch architecture {arch!r} in {flag} {ref!r}; "
                 f"expected one of: {', '.join(SCRATCH_ARCHS)}"
             )
-        return ModelSource(ref, "scratch", arch, _parse_overrides(ref, extra))
+        return ModelSource(ref, "scratch", arch, _parse_overrides(ref, extra, flag))
     path = Path(ref).expanduser()
     if path.is_dir():
         from deitkit.inference.mlflow_layouts import model_files
@@ -101,19 +101,19 @@ def parse_model_ref(ref: str) -> ModelSource:
         try:
             files = model_files(path)
         except ConfigError as err:
-            raise ConfigError(f"--model {ref!r}: {err}") from None
+            raise ConfigError(f"{flag} {ref!r}: {err}") from None
         return ModelSource(str(files.weights), "local", processor=str(files.processor))
     if path.exists() or ref.startswith((".", "/")):
-        raise ConfigError(f"--model {ref!r} is not a checkpoint folder")
+        raise ConfigError(f"{flag} {ref!r} is not a checkpoint folder")
     return ModelSource(ref, "hub")
 
 
-def _parse_overrides(ref: str, extra: str) -> tuple[tuple[str, int], ...]:
+def _parse_overrides(ref: str, extra: str, flag: str) -> tuple[tuple[str, int], ...]:
     pairs = []
     for item in filter(None, extra.split(",")):
         key, sep, value = item.partition("=")
         if not sep or not value.isdigit():
-            raise ConfigError(f"--model {ref!r}: expected key=integer overrides, got {item!r}")
+            raise ConfigError(f"{flag} {ref!r}: expected key=integer overrides, got {item!r}")
         pairs.append((key, int(value)))
     return tuple(pairs)
 
@@ -190,7 +190,7 @@ def model_transform(
         ConfigError: naming `flag`, a checkpoint without preprocessing or a size the model
             cannot take.
     """
-    source = parse_model_ref(ref)
+    source = parse_model_ref(ref, flag=flag)
     if source.kind == "scratch":
         model_config = scratch_config(source, image_size)
         check_input_size(model_config, model_config.image_size, ref=ref)
@@ -274,6 +274,8 @@ def load_model(
         return finetunable_class(config, with_teacher=with_teacher)(config)
     config = AutoConfig.from_pretrained(source.ref)
     size = None if image_size in (None, OWN_SIZE) else image_size
+    if not hasattr(config, "image_size"):
+        size = None  # a convnet (ResNet, RegNet): any input size, no position weights
     if size is not None:
         check_input_size(config, size, ref=ref)
     same_head = config.num_labels == len(labels) and [

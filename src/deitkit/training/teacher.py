@@ -81,10 +81,7 @@ def load_teacher(ref: str, *, labels: Sequence[str], task: Task, student: EvalTr
     Raises:
         ConfigError: one line naming --teacher, when it cannot be loaded or its labels differ.
     """
-    try:
-        source = parse_model_ref(ref)
-    except ConfigError as err:
-        raise ConfigError(_one_line(f"{FLAG} {ref!r}: {err}")) from None
+    source = parse_model_ref(ref, flag=FLAG)
     if source.kind == "scratch":
         config = scratch_config(source)
         config.update(label_config(labels, task))
