@@ -348,6 +348,12 @@ def test_multiclass_pipeline_with_every_optional_input_on_two_processes(
         "save_steps": "1",
         # Both ranks check the output folder while the other may be saving its config there.
         "resume_from_checkpoint": "false",
+        # Each rank holds the teacher: the finetune component's model, on the same labels.
+        "teacher_model": MODEL,
+        "teacher_mlflow_model": finetuned.outputs["mlflow_model_folder"],  # wins over the id
+        "distillation": "soft",
+        "distillation_alpha": "0.3",
+        "distillation_tau": "2.0",
     }
     declared = load_spec(spec).entity.inputs
     assert {name for name, decl in declared.items() if decl.optional} <= set(inputs)
@@ -361,8 +367,14 @@ def test_multiclass_pipeline_with_every_optional_input_on_two_processes(
     command = finetune["command"]
     for flag in ("--max-steps 2", "--mixup 0.2", "--rand-augment True", "--deepspeed ",
                  "--early-stopping True", "--image-width 16", "--precision 32",
-                 "--label-smoothing 0.1", "--class-weights auto", "--resume False"):  # fmt: skip
+                 "--label-smoothing 0.1", "--class-weights auto", "--resume False",
+                 "--distillation soft", "--distillation-alpha 0.3",
+                 "--distillation-tau 2.0"):  # fmt: skip
         assert flag in command
+    teacher = str(finetuned.outputs["mlflow_model_folder"])
+    assert f"--teacher {teacher}" in command
+    package = run.outputs["mlflow_model_folder"] / "artifacts" / "checkpoint" / "deitkit.json"
+    assert json.loads(package.read_text())["distillation"]["distilled_from"] == teacher
     # max_steps 2 and save_steps 1: two checkpoints, in each DeepSpeed's ZeRO-1 optimizer
     # state split over the two ranks (one shard per process).
     checkpoints = run.outputs["pytorch_model_folder"] / "checkpoints"

@@ -156,6 +156,9 @@ def test_every_optional_input_given_reaches_its_field(monkeypatch):
     for name, field in _feeds(spec).items():
         assert getattr(config, field) != getattr(defaults, field), f"{name} did not reach {field}"
     assert config.model == "/inputs/mlflow_model"  # mlflow_model wins over model_name
+    assert config.teacher == "/inputs/teacher_mlflow_model"  # wins over teacher_model
+    distillation = (config.distillation, config.distillation_alpha, config.distillation_tau)
+    assert distillation == ("soft", 0.6, 1.1)
     assert (config.rand_augment, config.class_weights, config.precision) == (True, "auto", "fp16")
     assert (config.max_steps, config.save_steps, config.validation_fraction) == (2, 2, 0.3)
 

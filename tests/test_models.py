@@ -100,3 +100,36 @@ def test_an_mlflow_model_folder_resolves_to_its_weights_and_image_processor(tmp_
     legacy = save_hftransformersv2_model(tmp_path / "legacy")
     with pytest.raises(ConfigError, match=rf"--model '{legacy}': .*older hftransformersv2"):
         parse_model_ref(str(legacy))
+
+
+# --- distilled students: both heads only when the run has a teacher ----------------------------
+
+TINY_DISTILLED = (
+    "scratch:deit-tiny-distilled:image_size=16,num_hidden_layers=1,hidden_size=32,"
+    "num_attention_heads=4,intermediate_size=64"
+)
+
+
+@pytest.mark.parametrize(("with_teacher", "cls_name"), [
+    (True, "DeiTForImageClassificationWithTeacher"), (False, "DeiTForImageClassification"),
+])  # fmt: skip
+def test_a_scratch_distilled_student_keeps_its_distillation_head_only_with_a_teacher(
+    with_teacher, cls_name
+):
+    model = load_model(TINY_DISTILLED, labels=["a", "b"], task=Task.MULTICLASS,
+                       with_teacher=with_teacher)  # fmt: skip
+    assert type(model).__name__ == cls_name
+
+
+def test_a_distilled_checkpoint_keeps_both_heads_for_new_labels_with_a_teacher(tiny_checkpoint):
+    checkpoint = tiny_checkpoint("deit", distilled=True, labels=[f"c{i}" for i in range(7)])
+    model = load_model(str(checkpoint), labels=["a", "b", "c"], task=Task.MULTICLASS,
+                       with_teacher=True)  # fmt: skip
+    assert type(model).__name__ == "DeiTForImageClassificationWithTeacher"
+    assert model.cls_classifier.out_features == model.distillation_classifier.out_features == 3
+
+
+def test_a_plain_deit_has_no_distillation_head_even_with_a_teacher(tiny_checkpoint):
+    model = load_model(str(tiny_checkpoint("deit")), labels=["a", "b"], task=Task.MULTICLASS,
+                       with_teacher=True)  # fmt: skip
+    assert type(model).__name__ == "DeiTForImageClassification"

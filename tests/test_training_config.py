@@ -111,6 +111,10 @@ def test_model_family_reads_hub_ids_and_scratch_refs():
         ({"random_erasing": 1.5}, "--random-erasing"),
         ({"deepspeed_config": "/no/such/ds.json"}, "--deepspeed /no/such/ds.json: no such file"),
         ({"class_weights": "inverse"}, "--class-weights 'inverse'"),
+        ({"distillation": "soft"}, "--distillation soft needs --teacher"),
+        ({"distillation": "feature", "teacher": "t"}, "--distillation 'feature'"),
+        ({"distillation_alpha": 1.5, "teacher": "t"}, "--distillation-alpha must be in [0, 1]"),
+        ({"distillation_tau": 0.0, "teacher": "t"}, "--distillation-tau must be > 0"),
     ],
 )
 def test_invalid_combinations_fail_with_the_flag_named(changes, flag):
@@ -132,7 +136,8 @@ FLAGS = {
     "--no-rand-augment", "--mixup", "--cutmix", "--random-erasing", "--class-weights",
     "--workers", "--apply-deepspeed", "--no-apply-deepspeed", "--deepspeed", "--apply-ort",
     "--no-apply-ort", "--resume", "--no-resume", "--max-steps", "--save-steps",
-    "--validation-fraction", "--overwrite",
+    "--validation-fraction", "--teacher", "--distillation", "--distillation-alpha",
+    "--distillation-tau", "--overwrite",
 }  # fmt: skip
 REQUIRED = ["--model", "m", "--train", "t", "--output", "o"]
 

@@ -206,3 +206,33 @@ def test_finetune_under_deepspeed_zero2_on_two_cpu_processes(
     with torch.no_grad():
         logits = model(pixel_values=torch.zeros(2, 3, 16, 16)).logits
     assert logits.shape == (2, 3) and torch.isfinite(logits).all()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("shared_mlflow_store")
+def test_distillation_under_deepspeed_on_two_cpu_processes(
+    tiny_checkpoint, colour_folders, tmp_path
+):
+    config = _write(tmp_path / "zero2.json", json.dumps(ZERO2))
+    out = tmp_path / "out"
+    labels = ["blue", "green", "red"]
+    student = tiny_checkpoint("deit", distilled=True, labels=labels)
+    teacher = tiny_checkpoint("vit", labels=labels, weight_std=0.3)  # each rank loads its own
+    flags = ["--epochs", "1", "--train-batch-size", "4", "--precision", "32",
+             "--no-augmentations", "--teacher", str(teacher), "--distillation", "soft",
+             "--distillation-tau", "2"]  # fmt: skip
+
+    result = _torchrun(
+        ["-m", "deitkit.cli.main", "finetune", "--model", str(student),
+         "--train", str(colour_folders), "--output", str(out), *flags, "--deepspeed", str(config)],
+        cwd=tmp_path,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert result.stdout.count("deitkit.training.teacher: teacher") == 2  # one per rank
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epoch"] == pytest.approx(1.0) and math.isfinite(metrics["train_loss"])
+    model = AutoModelForImageClassification.from_pretrained(out / "model")
+    assert type(model).__name__ == "DeiTForImageClassificationWithTeacher"
+    record = json.loads((out / "model" / "distillation.json").read_text())
+    assert record["distilled_from"] == str(teacher) and record["distillation"] == "soft"

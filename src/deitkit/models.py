@@ -10,10 +10,12 @@ from typing import Any
 import transformers
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
+from transformers.utils import cached_file
 
 from deitkit.errors import ConfigError
 from deitkit.input_size import at_input_size, check_input_size
 from deitkit.tasks import Task
+from deitkit.transforms import CONFIG_NAME, EvalTransform
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +37,31 @@ SCRATCH_ARCHS: dict[str, tuple[str, dict[str, int]]] = {
         "deit",
         {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},
     ),
+    # DeiT's distilled students: the same shapes with a distillation token and head
+    # (`DISTILLED_SCRATCH_ARCHS`).
+    "deit-tiny-distilled": (
+        "deit",
+        {"hidden_size": 192, "num_attention_heads": 3, "intermediate_size": 768},
+    ),
+    "deit-small-distilled": (
+        "deit",
+        {"hidden_size": 384, "num_attention_heads": 6, "intermediate_size": 1536},
+    ),
+    "deit-base-distilled": (
+        "deit",
+        {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},
+    ),
     "vit-base": ("vit", {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072}),
     "beit-base": (
         "beit",
         {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},
     ),
 }
+
+DISTILLED_SCRATCH_ARCHS = ("deit-tiny-distilled", "deit-small-distilled", "deit-base-distilled")
+# The class of DeiT with a distillation token and two heads; a checkpoint's config.json names it
+# in `architectures`, and inference then averages the two heads.
+WITH_TEACHER = "DeiTForImageClassificationWithTeacher"
 
 
 @dataclass(frozen=True)
@@ -58,7 +79,7 @@ class ModelSource:
     processor: str | None = None
 
 
-def parse_model_ref(ref: str) -> ModelSource:
+def parse_model_ref(ref: str, *, flag: str = "--model") -> ModelSource:
     """Classify `ref`: `scratch:<arch>[:key=value,...]`, an existing folder, or a hub id.
 
     A folder is a checkpoint or an MLflow model (`deitkit.inference.mlflow_layouts`: a deitkit
@@ -69,10 +90,10 @@ def parse_model_ref(ref: str) -> ModelSource:
         arch, _, extra = ref[len(SCRATCH_PREFIX) :].partition(":")
         if arch not in SCRATCH_ARCHS:
             raise ConfigError(
-                f"unknown scratch architecture {arch!r} in --model {ref!r}; "
+                f"unknown scratch architecture {arch!r} in {flag} {ref!r}; "
                 f"expected one of: {', '.join(SCRATCH_ARCHS)}"
             )
-        return ModelSource(ref, "scratch", arch, _parse_overrides(ref, extra))
+        return ModelSource(ref, "scratch", arch, _parse_overrides(ref, extra, flag))
     path = Path(ref).expanduser()
     if path.is_dir():
         from deitkit.inference.mlflow_layouts import model_files
@@ -80,19 +101,19 @@ def parse_model_ref(ref: str) -> ModelSource:
         try:
             files = model_files(path)
         except ConfigError as err:
-            raise ConfigError(f"--model {ref!r}: {err}") from None
+            raise ConfigError(f"{flag} {ref!r}: {err}") from None
         return ModelSource(str(files.weights), "local", processor=str(files.processor))
     if path.exists() or ref.startswith((".", "/")):
-        raise ConfigError(f"--model {ref!r} is not a checkpoint folder")
+        raise ConfigError(f"{flag} {ref!r} is not a checkpoint folder")
     return ModelSource(ref, "hub")
 
 
-def _parse_overrides(ref: str, extra: str) -> tuple[tuple[str, int], ...]:
+def _parse_overrides(ref: str, extra: str, flag: str) -> tuple[tuple[str, int], ...]:
     pairs = []
     for item in filter(None, extra.split(",")):
         key, sep, value = item.partition("=")
         if not sep or not value.isdigit():
-            raise ConfigError(f"--model {ref!r}: expected key=integer overrides, got {item!r}")
+            raise ConfigError(f"{flag} {ref!r}: expected key=integer overrides, got {item!r}")
         pairs.append((key, int(value)))
     return tuple(pairs)
 
@@ -146,6 +167,8 @@ def scratch_config(source: ModelSource, image_size: int | None = None) -> Pretra
     for key, value in source.overrides:
         fields[key] = value
     config = AutoConfig.for_model(model_type, **fields)
+    if source.arch in DISTILLED_SCRATCH_ARCHS:
+        config.architectures = [WITH_TEACHER]
     unknown = [k for k, _ in source.overrides if not hasattr(config, k)]
     if unknown:
         raise ConfigError(
@@ -154,13 +177,55 @@ def scratch_config(source: ModelSource, image_size: int | None = None) -> Pretra
     return config
 
 
-def finetunable_class(config: PretrainedConfig) -> type[PreTrainedModel]:
+def model_transform(
+    ref: str, image_size: int | None = None, *, flag: str = "--model"
+) -> EvalTransform:
+    """The evaluation preprocessing (`EvalTransform`) of model `ref` at `image_size`.
+
+    None or -1 is the model's own size: a scratch model's (`scratch_image_size`), or the crop of
+    a checkpoint's preprocessing. Another size scales a checkpoint's preprocessing to it
+    (`EvalTransform.scaled_to`); `load_model` resizes the model to match.
+
+    Raises:
+        ConfigError: naming `flag`, a checkpoint without preprocessing or a size the model
+            cannot take.
+    """
+    source = parse_model_ref(ref, flag=flag)
+    if source.kind == "scratch":
+        model_config = scratch_config(source, image_size)
+        check_input_size(model_config, model_config.image_size, ref=ref)
+        return EvalTransform.for_image_size(model_config.image_size)
+    if source.kind == "local":
+        if not (Path(source.processor) / CONFIG_NAME).is_file():
+            raise ConfigError(f"{flag} {ref}: the checkpoint has no {CONFIG_NAME}")
+        transform = EvalTransform.from_pretrained(
+            source.processor, model_type=AutoConfig.from_pretrained(source.ref).model_type
+        )
+    else:
+        transform = EvalTransform.from_pretrained(cached_file(source.ref, CONFIG_NAME))
+    if image_size in (None, OWN_SIZE) or (image_size, image_size) == transform.output_size:
+        return transform
+    check_input_size(AutoConfig.from_pretrained(source.ref), image_size, ref=ref)
+    return transform.scaled_to(image_size)
+
+
+def has_distillation_token(config: PretrainedConfig) -> bool:
+    """Whether `config` is a distilled DeiT (a distillation token and head beside the class one)."""
+    return WITH_TEACHER in (getattr(config, "architectures", None) or [])
+
+
+def finetunable_class(
+    config: PretrainedConfig, *, with_teacher: bool = False
+) -> type[PreTrainedModel]:
     """The image-classification class for `config`.
 
     For DeiT the auto mapping lists the fine-tunable class first and the distilled
-    `...WithTeacher` class second; a distilled checkpoint is loaded into the first so it can be
-    fine-tuned with an ordinary classification head.
+    `...WithTeacher` class second. Without a teacher a distilled checkpoint is loaded into the
+    first, to be fine-tuned with an ordinary classification head (its distillation head would
+    have no target); with one (`with_teacher`) it keeps both heads.
     """
+    if with_teacher and has_distillation_token(config):
+        return getattr(transformers, WITH_TEACHER)
     names = MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES.get(config.model_type)
     if names is None:
         raise ConfigError(
@@ -183,13 +248,19 @@ def label_config(labels: tuple[str, ...] | list[str], task: Task) -> dict[str, A
 
 
 def load_model(
-    ref: str, *, labels: tuple[str, ...] | list[str], task: Task, image_size: int | None = None
+    ref: str,
+    *,
+    labels: tuple[str, ...] | list[str],
+    task: Task,
+    image_size: int | None = None,
+    with_teacher: bool = False,
 ) -> PreTrainedModel:
     """Load `ref` for fine-tuning on `labels`; the head is replaced when the label set differs.
 
     `image_size` None or -1 keeps the model's own input size. A pretrained model at another
     size has its position weights resized (`deitkit.input_size.at_input_size`), so it runs
-    natively at that size.
+    natively at that size. `with_teacher`: the run distils, so a distilled DeiT keeps its
+    distillation head (`finetunable_class`).
 
     Raises:
         ConfigError: a size the model cannot take (`deitkit.input_size.check_input_size`).
@@ -200,9 +271,11 @@ def load_model(
         config = scratch_config(source, image_size)
         check_input_size(config, config.image_size, ref=ref)
         config.update(fields)
-        return finetunable_class(config)(config)
+        return finetunable_class(config, with_teacher=with_teacher)(config)
     config = AutoConfig.from_pretrained(source.ref)
     size = None if image_size in (None, OWN_SIZE) else image_size
+    if not hasattr(config, "image_size"):
+        size = None  # a convnet (ResNet, RegNet): any input size, no position weights
     if size is not None:
         check_input_size(config, size, ref=ref)
     same_head = config.num_labels == len(labels) and [
@@ -213,7 +286,7 @@ def load_model(
             "replacing the %d-label head of %s with %d labels", config.num_labels, ref, len(labels)
         )
     config.update(fields)
-    model = finetunable_class(config).from_pretrained(
+    model = finetunable_class(config, with_teacher=with_teacher).from_pretrained(
         source.ref, config=config, ignore_mismatched_sizes=not same_head
     )
     return model if size is None else at_input_size(model, size)

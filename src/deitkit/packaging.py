@@ -36,6 +36,9 @@ from deitkit.transforms import CONFIG_NAME as PREPROCESSOR_FILE
 
 log = logging.getLogger(__name__)
 
+# What `deitkit finetune --teacher` writes beside the model (training/distillation.py).
+DISTILLATION_FILE = "distillation.json"
+
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 # What `import deitkit.inference` and the pyfunc need at run time (pyyaml reads MLmodel files,
 # psutil sizes the thread pool). tests/test_packaging.py checks that these cover every import
@@ -116,6 +119,7 @@ def package_model(
                     "task": info.task.value,
                     "num_labels": len(info.labels),
                     "deitkit_version": deitkit.__version__,
+                    **distillation_of(checkpoint),
                 },
             )
         except BaseException:
@@ -128,6 +132,19 @@ def package_model(
     staging.rename(output)
     log.info("packaged %s (%s, %d labels) as %s", checkpoint, info.task, len(info.labels), output)
     return output
+
+
+def distillation_of(checkpoint: Path) -> dict:
+    """`{"distillation": {...}}` from the checkpoint's distillation.json (`deitkit finetune
+    --teacher` writes it: the teacher and the settings); `{}` for a model not distilled."""
+    path = checkpoint / DISTILLATION_FILE
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ConfigError(f"{path}: cannot be read as JSON: {err}") from None
+    return {"distillation": record}
 
 
 def stage_checkpoint(
@@ -171,6 +188,7 @@ def stage_checkpoint(
         "task": info.task.value,
         "threshold": threshold,
         "deitkit_version": deitkit.__version__,
+        **distillation_of(checkpoint),
     }
     (folder / DEITKIT_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
     # Loading the staged copy proves it complete: weights, preprocessing and labels agree.

@@ -38,6 +38,8 @@ OPTIMIZERS = {
 # Inside training, precision has the internal names; the CLI maps Azure's "32"/"16" onto them.
 PRECISIONS = (AUTO, FP32, FP16, BF16)
 CLASS_WEIGHTS = ("none", "auto")
+# DeiT's two distillation losses (training/distillation.py); the paper found hard better.
+DISTILLATIONS = ("hard", "soft")
 # Metrics the Trainer can select the best checkpoint by (`loss` is the Trainer's eval_loss).
 BEST_MODEL_METRICS = {
     Task.MULTICLASS: (
@@ -212,6 +214,23 @@ class FinetuneConfig:
     validation_fraction: float = _option(
         0.2, help="Share of --train held out when no --validation is given."
     )
+    teacher: str | None = _option(
+        None,
+        help="Distil from this model (anything --model takes; its labels must be the data's). "
+        "A deit-*-distilled student trains its distillation head on it.",
+    )
+    distillation: str = _option(
+        "hard",
+        help="hard: the teacher's decision as a label; soft: its probabilities at "
+        "--distillation-tau.",
+        choices=DISTILLATIONS,
+    )
+    distillation_alpha: float = _option(
+        0.5, help="Weight of the distillation term in [0, 1]; the label term gets 1 - alpha."
+    )
+    distillation_tau: float = _option(
+        1.0, help="Temperature of soft distillation (> 0; the DeiT paper used 3)."
+    )
 
     @property
     def output_dir(self) -> Path:
@@ -323,6 +342,21 @@ def check(config: FinetuneConfig) -> None:
         raise ConfigError(f"--deepspeed {config.deepspeed_config}: no such file")
     if config.max_steps is not None and config.max_steps < 1:
         raise ConfigError(f"--max-steps must be >= 1, got {config.max_steps}")
+    _check_distillation(config)
+
+
+def _check_distillation(config: FinetuneConfig) -> None:
+    _check_choice("--distillation", config.distillation, DISTILLATIONS)
+    if config.distillation == "soft" and not config.teacher:
+        raise ConfigError(
+            "--distillation soft needs --teacher: the teacher's probabilities are its targets"
+        )
+    if not 0 <= config.distillation_alpha <= 1:
+        raise ConfigError(
+            f"--distillation-alpha must be in [0, 1], got {config.distillation_alpha}"
+        )
+    if not config.distillation_tau > 0:
+        raise ConfigError(f"--distillation-tau must be > 0, got {config.distillation_tau}")
 
 
 def _check_choice(flag: str, value: str, allowed) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -10,17 +11,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoConfig, EarlyStoppingCallback, TrainerCallback, set_seed
+from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
 from transformers.trainer_callback import ProgressCallback
-from transformers.utils import cached_file
 
 from deitkit.data.dataset import ImageDataset
 from deitkit.data.validate import check_compatible, validate_dataset
 from deitkit.errors import ConfigError, DataError
-from deitkit.input_size import check_input_size
 from deitkit.metrics import compute_metrics
-from deitkit.models import OWN_SIZE, load_model, parse_model_ref, scratch_config
-from deitkit.packaging import package_model
+from deitkit.models import has_distillation_token, load_model, model_transform
+from deitkit.packaging import DISTILLATION_FILE, package_model
 from deitkit.precision import Precision
 from deitkit.tasks import Task
 from deitkit.training.accelerator import Accelerator, resolve_accelerator
@@ -39,6 +38,12 @@ from deitkit.training.checkpoints import (
 from deitkit.training.config import FinetuneConfig, resolve
 from deitkit.training.data import BatchCollator, DecodedImages, split_validation
 from deitkit.training.deepspeed import skip_cpu_inference_comm_build
+from deitkit.training.distillation import (
+    DistillationLoss,
+    DistillationTrainer,
+    distillation_record,
+    served_logits,
+)
 from deitkit.training.loss import TaskLoss, auto_class_weights
 from deitkit.training.outputs import (
     CONFIG_FILE,
@@ -55,6 +60,7 @@ from deitkit.training.outputs import (
 )
 from deitkit.training.precision import resolve_precision
 from deitkit.training.progress import EpochSummary, QuietProgress
+from deitkit.training.teacher import Teacher, load_teacher
 from deitkit.training.tracking import MlflowTracker
 from deitkit.training.whole_run import LogAtSave, samples_per_step, whole_run_metrics
 from deitkit.transforms import CONFIG_NAME, EvalTransform
@@ -110,24 +116,7 @@ def eval_transform_for(config: FinetuneConfig) -> EvalTransform:
     Raises:
         ConfigError: a size the model cannot take, before anything is written.
     """
-    source = parse_model_ref(config.model)
-    if source.kind == "scratch":
-        model_config = scratch_config(source, config.image_size)
-        check_input_size(model_config, model_config.image_size, ref=config.model)
-        return EvalTransform.for_image_size(model_config.image_size)
-    if source.kind == "local":
-        if not (Path(source.processor) / CONFIG_NAME).is_file():
-            raise ConfigError(f"--model {config.model}: the checkpoint has no {CONFIG_NAME}")
-        transform = EvalTransform.from_pretrained(
-            source.processor, model_type=AutoConfig.from_pretrained(source.ref).model_type
-        )
-    else:
-        transform = EvalTransform.from_pretrained(cached_file(source.ref, CONFIG_NAME))
-    size = config.image_size
-    if size in (None, OWN_SIZE) or (size, size) == transform.output_size:
-        return transform
-    check_input_size(AutoConfig.from_pretrained(source.ref), size, ref=config.model)
-    return transform.scaled_to(size)
+    return model_transform(config.model, config.image_size)
 
 
 def _metrics_fn(task: Task, labels: tuple[str, ...]):
@@ -190,6 +179,11 @@ def build(config: FinetuneConfig, *, overwrite: bool = False) -> Job:
     labels = train_data.labels
     # Refuses a model deitkit cannot read, or a size it cannot take, before OUT is touched.
     transform = eval_transform_for(config)
+    teacher = (
+        load_teacher(config.teacher, labels=labels, task=config.task, student=transform)
+        if config.teacher
+        else None
+    )
     model, precision, accelerator = _build_model(config, labels, transform)
     _prepare_output(config, labels, overwrite=overwrite)
     label2id = {label: i for i, label in enumerate(labels)}
@@ -206,16 +200,16 @@ def build(config: FinetuneConfig, *, overwrite: bool = False) -> Job:
         config.output_dir,
         {**config.to_dict(), "precision": precision.name, "accelerator": accelerator.name},
     )
-    trainer = CheckpointTrainer(
+    task_loss = TaskLoss(config.task, label_smoothing=config.label_smoothing, class_weights=weights)
+    trainer = _trainer_class(config, task_loss, teacher)(
         model=model,
         args=args,
         data_collator=collator,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        compute_loss_func=TaskLoss(
-            config.task, label_smoothing=config.label_smoothing, class_weights=weights
-        ),
+        compute_loss_func=task_loss,
         compute_metrics=_metrics_fn(config.task, labels),
+        preprocess_logits_for_metrics=served_logits,
         callbacks=_callbacks(config, tracker),
     )
     # TaskLoss is a per-batch mean, so gradient accumulation must divide it (the Trainer assumes a
@@ -224,6 +218,19 @@ def build(config: FinetuneConfig, *, overwrite: bool = False) -> Job:
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(QuietProgress())
     return Job(config, trainer, tracker, transform, precision, accelerator, validation_data)
+
+
+def _trainer_class(config: FinetuneConfig, task_loss: TaskLoss, teacher: Teacher | None):
+    """CheckpointTrainer, or with a teacher the DistillationTrainer that feeds it each batch."""
+    if teacher is None:
+        return CheckpointTrainer
+    loss = DistillationLoss(
+        task_loss,
+        kind=config.distillation,
+        alpha=config.distillation_alpha,
+        tau=config.distillation_tau,
+    )
+    return functools.partial(DistillationTrainer, teacher=teacher, distillation_loss=loss)
 
 
 def _prepare_output(
@@ -266,7 +273,11 @@ def _build_model(
     # is drawn here, so --seed must be in force already for a run to be repeatable.
     set_seed(config.seed)
     model = load_model(
-        config.model, labels=labels, task=config.task, image_size=transform.output_size[0]
+        config.model,
+        labels=labels,
+        task=config.task,
+        image_size=transform.output_size[0],
+        with_teacher=config.teacher is not None,
     )
     precision = resolve_precision(config.precision)
     if precision.bf16 and not torch.cuda.is_available():
@@ -362,6 +373,19 @@ def train(job: Job) -> dict[str, Any]:
     }
 
 
+def _record_distillation(job: Job, model_dir: Path) -> None:
+    """distillation.json beside the model: the package records what it was distilled from."""
+    config = job.config
+    record = distillation_record(
+        config.teacher,
+        kind=config.distillation,
+        alpha=config.distillation_alpha,
+        tau=config.distillation_tau,
+        token=has_distillation_token(job.trainer.model.config),
+    )
+    (model_dir / DISTILLATION_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
 def save(job: Job, metrics: dict[str, Any]) -> FinetuneResult:
     """Write the model, its preprocessing, metrics.json and the packaged model into OUT."""
     out = job.config.output_dir
@@ -371,6 +395,8 @@ def save(job: Job, metrics: dict[str, Any]) -> FinetuneResult:
     if job.trainer.is_world_process_zero():
         config_json = json.dumps(job.transform.to_config(), indent=2) + "\n"
         (model_dir / CONFIG_NAME).write_text(config_json)
+        if job.config.teacher:
+            _record_distillation(job, model_dir)
         package_model(model_dir, out / MLFLOW_MODEL_DIR, overwrite=True, validation=job.validation)
         metrics = {**metrics, RUN_ID_KEY: job.tracker.run_id}
         # Last, and whole: its presence marks the run finished (training/outputs.py).
