@@ -53,7 +53,7 @@ quickstart: setup
 test: setup
 	# Two or more workers (at most 4: each runs torch, servers and training ranks of its own),
 	# tests handed out one by one as workers free up; a single file runs faster without -n.
-	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist worksteal
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist worksteal --durations=30
 
 lint: setup
 	$(BIN)/ruff check .

@@ -118,7 +118,15 @@ def _summary(runs: list[dict]) -> dict:
     }
 
 
-def run(root: Path, *, epochs: int, seeds: tuple[int, ...], teacher_epochs: int) -> dict:
+def run(
+    root: Path,
+    *,
+    epochs: int,
+    seeds: tuple[int, ...],
+    teacher_epochs: int,
+    student: dict | None = None,
+    distillation: dict | None = None,
+) -> dict:
     """Train the teacher, then the student with and without it per seed; the figures."""
     # One MLflow store for every run: a new one per run costs its schema migrations (5-10 s).
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
@@ -135,10 +143,11 @@ def run(root: Path, *, epochs: int, seeds: tuple[int, ...], teacher_epochs: int)
     print(f"teacher: accuracy {teacher_metrics['eval_accuracy']:.3f}", flush=True)
     runs: dict[str, list[dict]] = {"without": [], "with": []}
     for seed in seeds:
-        for name, extra in (("without", {}), ("with", {"teacher": teacher})):
+        with_teacher = {"teacher": teacher, **(distillation or {})}
+        for name, extra in (("without", {}), ("with", with_teacher)):
             metrics = finetune(
                 STUDENT, train, validation, root / f"student-{name}-{seed}",
-                epochs=epochs, seed=seed, **extra,
+                epochs=epochs, seed=seed, **(student or {}), **extra,
             )  # fmt: skip
             runs[name].append(metrics)
             print(
@@ -156,7 +165,8 @@ def run(root: Path, *, epochs: int, seeds: tuple[int, ...], teacher_epochs: int)
         "student": STUDENT,
         "epochs": epochs,
         "seeds": list(seeds),
-        "distillation": "hard, alpha 0.5",
+        "student_options": student or {},
+        "distillation": {"distillation": "hard", "distillation_alpha": 0.5, **(distillation or {})},
         "without_teacher": without,
         "with_teacher": with_teacher,
         "gain_points": 100 * (with_teacher["accuracy_mean"] - without["accuracy_mean"]),
@@ -170,11 +180,22 @@ def main() -> None:
     parser.add_argument("--teacher-epochs", type=int, default=TEACHER_EPOCHS)
     parser.add_argument("--seeds", type=int, default=len(SEEDS))
     parser.add_argument("--keep", type=Path, help="Folder to write into and keep (new).")
+    parser.add_argument("--distillation", choices=("hard", "soft"), default="hard")
+    parser.add_argument("--tau", type=float, default=1.0, help="soft distillation's temperature")
+    parser.add_argument(
+        "--augment", action="store_true", help="students train with augmentations (both arms)"
+    )
+    parser.add_argument("--mixup", type=float, default=0.0, help="students' mixup alpha")
     args = parser.parse_args()
     machine = describe()
     print(header(machine), flush=True)
-    options = dict(epochs=args.epochs, seeds=tuple(range(args.seeds)),
-                   teacher_epochs=args.teacher_epochs)  # fmt: skip
+    options = dict(
+        epochs=args.epochs,
+        seeds=tuple(range(args.seeds)),
+        teacher_epochs=args.teacher_epochs,
+        student={"augmentations": args.augment, "mixup": args.mixup},
+        distillation={"distillation": args.distillation, "distillation_tau": args.tau},
+    )
     start = time.perf_counter()
     if args.keep:
         args.keep.mkdir(parents=True)
