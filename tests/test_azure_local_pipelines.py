@@ -16,6 +16,7 @@ once more with every optional input given, on two training processes.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -371,10 +372,16 @@ def test_multiclass_pipeline_with_every_optional_input_on_two_processes(
                  "--distillation soft", "--distillation-alpha 0.3",
                  "--distillation-tau 2.0"):  # fmt: skip
         assert flag in command
-    teacher = str(finetuned.outputs["mlflow_model_folder"])
-    assert f"--teacher {teacher}" in command
+    # Both inputs are rendered; the last --teacher, the MLflow model as the job mounted it (a
+    # path of the job's own, as Azure gives), is the one the CLI keeps.
+    teachers = re.findall(r"--teacher (\S+)", command)
+    assert teachers[0] == MODEL and len(teachers) == 2, command
+    assert teachers[1] != str(finetuned.outputs["mlflow_model_folder"])
+    assert (Path(teachers[1]) / "MLmodel").read_bytes() == (
+        finetuned.outputs["mlflow_model_folder"] / "MLmodel"
+    ).read_bytes()
     package = run.outputs["mlflow_model_folder"] / "artifacts" / "checkpoint" / "deitkit.json"
-    assert json.loads(package.read_text())["distillation"]["distilled_from"] == teacher
+    assert json.loads(package.read_text())["distillation"]["distilled_from"] == teachers[1]
     # max_steps 2 and save_steps 1: two checkpoints, in each DeepSpeed's ZeRO-1 optimizer
     # state split over the two ranks (one shard per process).
     checkpoints = run.outputs["pytorch_model_folder"] / "checkpoints"
