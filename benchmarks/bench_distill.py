@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_train import WARMUP_STEPS, StepTimer
-from benchmarks.machine import describe, header, results_path
+from benchmarks.machine import describe, header, write_results
 
 SIZE = 32
 TRAIN_SCANS = range(0, 360)  # 20% of the 1,797 scans; scikit-learn's order cycles the digits
@@ -205,9 +205,7 @@ def main() -> None:
             figures = run(Path(tmp), **options)
     figures["wall_seconds"] = round(time.perf_counter() - start, 1)
     figures["machine"] = machine
-    path = results_path("distill", machine)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(figures, indent=2) + "\n")
+    write_results("distill", machine, figures)
     w, t = figures["without_teacher"], figures["with_teacher"]
     print(
         f"without teacher: accuracy {w['accuracy_mean']:.3f} +- {w['accuracy_sd']:.3f}, "

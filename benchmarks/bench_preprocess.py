@@ -22,7 +22,7 @@ from benchmarks.machine import (
     describe,
     fraction_of_ceiling,
     header,
-    results_path,
+    write_results,
 )
 from deitkit.images import load_image
 from deitkit.transforms import EvalTransform
@@ -183,10 +183,7 @@ def main() -> dict:
                 f"{ours_s:>8.3f} {ours_rate:>8.0f} {row['ours_of_ceiling']:>7.0f}x  "
                 f"{_ratio(base_s, ours_s)} (MAD {mad:.2g})"
             )
-    path = results_path("preprocess", machine)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_results("preprocess", machine, results)
     return results
 
 

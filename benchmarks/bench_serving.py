@@ -27,7 +27,7 @@ from benchmarks.machine import (
     describe,
     fraction_of_ceiling,
     header,
-    results_path,
+    write_results,
 )
 from deitkit.errors import ConfigError
 from deitkit.inference import load_classifier, model_files
@@ -425,10 +425,7 @@ def main() -> dict:
         (s["deitkit"]["of_engine"] or 0) >= TARGET_OF_ENGINE for s in settings.values()
     )
     print_results(results)
-    path = results_path("serving", machine)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_results("serving", machine, results)
     return results
 
 

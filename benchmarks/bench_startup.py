@@ -17,7 +17,7 @@ import requests
 from transformers import AutoConfig
 
 from benchmarks.bench_serving import make_checkpoint, make_request_bodies
-from benchmarks.machine import classifier_flops, describe, header, results_path
+from benchmarks.machine import classifier_flops, describe, header, write_results
 from deitkit.inference import model_files
 from deitkit.packaging import package_model
 from deitkit.serving.server import LocalServer
@@ -126,10 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"phases: imports {split['imports_s']:.1f} s, load and engine choice "
         f"{split['load_and_choice_s']:.1f} s, first answer {split['first_answer_s']:.1f} s"
     )
-    path = results_path("startup", machine)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_results("startup", machine, results)
     return results
 
 

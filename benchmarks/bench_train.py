@@ -32,7 +32,7 @@ from benchmarks.machine import (
     describe,
     fraction_of_ceiling,
     header,
-    results_path,
+    write_results,
 )
 
 CLASSES = ("apple", "banana", "cherry")
@@ -327,10 +327,7 @@ def main() -> dict:
         "load_average_before": load,
     }
     _print_table(results)
-    path = results_path("train", machine)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_results("train", machine, results)
     return results
 
 

@@ -8,6 +8,7 @@ to `results_path(name, kind)`: one folder per machine kind.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
@@ -276,3 +277,12 @@ def fraction_of_ceiling(items_per_s: float, flops_per_item: float, machine: dict
 def results_path(name: str, machine: dict) -> Path:
     """benchmarks/results/<kind>/<name>.json."""
     return RESULTS / machine["kind"] / f"{name}.json"
+
+
+def write_results(name: str, machine: dict, results: dict) -> Path:
+    """Write `results` to `results_path(name, machine)` as JSON, say where, and return it."""
+    path = results_path(name, machine)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path

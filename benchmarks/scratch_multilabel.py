@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.machine import describe, header, results_path
+from benchmarks.machine import describe, header, write_results
 
 MIN_IOU = 0.6
 COMMAND = ["--model", "scratch:deit-tiny", "--image-size", "64",
@@ -73,9 +73,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             figures = run(Path(tmp))
     figures["machine"] = machine
-    path = results_path("scratch_multilabel", machine)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(figures, indent=2) + "\n")
+    write_results("scratch_multilabel", machine, figures)
     print(json.dumps(figures, indent=2))
     if figures["eval_iou"] < MIN_IOU:
         raise SystemExit(f"eval_iou {figures['eval_iou']:.3f} < {MIN_IOU}")

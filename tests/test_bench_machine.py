@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from transformers import DeiTConfig
 
+from benchmarks import machine as machine_module
 from benchmarks.machine import (
     RESULTS,
     classifier_flops,
@@ -17,6 +20,7 @@ from benchmarks.machine import (
     isa_kind,
     parse_flags,
     results_path,
+    write_results,
 )
 
 # Flag sets as Linux reports them (trimmed): this project's AMD EPYC (AVX2 only), an Ice Lake
@@ -121,6 +125,14 @@ def test_fraction_of_ceiling_and_results_path():
     assert fraction_of_ceiling(68.0 / 35.2, 35.2e9, machine) == pytest.approx(1.0)
     assert fraction_of_ceiling(1.73, 35.2e9, machine) == pytest.approx(0.8955, abs=1e-4)
     assert results_path("serving", machine) == RESULTS / "avx2" / "serving.json"
+
+
+def test_results_are_written_as_json_in_the_kinds_folder(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(machine_module, "RESULTS", tmp_path)
+    path = write_results("serving", {"kind": "amx"}, {"speedup": 2.9})
+    assert path == tmp_path / "amx" / "serving.json"
+    assert json.loads(path.read_text()) == {"speedup": 2.9}
+    assert f"wrote {path}" in capsys.readouterr().out
 
 
 def test_classifier_flops_counts_a_deit_forward_and_a_training_step():

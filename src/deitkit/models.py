@@ -37,20 +37,6 @@ SCRATCH_ARCHS: dict[str, tuple[str, dict[str, int]]] = {
         "deit",
         {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},
     ),
-    # DeiT's distilled students: the same shapes with a distillation token and head
-    # (`DISTILLED_SCRATCH_ARCHS`).
-    "deit-tiny-distilled": (
-        "deit",
-        {"hidden_size": 192, "num_attention_heads": 3, "intermediate_size": 768},
-    ),
-    "deit-small-distilled": (
-        "deit",
-        {"hidden_size": 384, "num_attention_heads": 6, "intermediate_size": 1536},
-    ),
-    "deit-base-distilled": (
-        "deit",
-        {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},
-    ),
     "vit-base": ("vit", {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072}),
     "beit-base": (
         "beit",
@@ -58,7 +44,11 @@ SCRATCH_ARCHS: dict[str, tuple[str, dict[str, int]]] = {
     ),
 }
 
+# DeiT's distilled students: the same shapes, with a distillation token and head.
 DISTILLED_SCRATCH_ARCHS = ("deit-tiny-distilled", "deit-small-distilled", "deit-base-distilled")
+SCRATCH_ARCHS.update(
+    {name: SCRATCH_ARCHS[name.removesuffix("-distilled")] for name in DISTILLED_SCRATCH_ARCHS}
+)
 # The class of DeiT with a distillation token and two heads; a checkpoint's config.json names it
 # in `architectures`, and inference then averages the two heads.
 WITH_TEACHER = "DeiTForImageClassificationWithTeacher"
