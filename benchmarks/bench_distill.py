@@ -7,9 +7,11 @@ distilled DeiT student from random weights for the same epochs, three seeds each
 validation accuracy, the gain in points, and the seconds per step with and without the teacher.
 Every run is `deitkit.training.run.finetune`, what `deitkit finetune` runs.
 
-Minutes of CPU training, so not part of `make test` or `python -m benchmarks`:
-`python -m benchmarks.bench_distill [--epochs N] [--seeds N] [--keep DIR]`. The figures go to
-benchmarks/results/<machine kind>/distill.json and docs/finetune.md.
+Minutes of CPU training (about 4 on 2 idle AVX2 cores), so not part of `make test`; `make bench`
+(`python -m benchmarks`) runs it with the defaults, and on its own:
+`python -m benchmarks.bench_distill [--epochs N] [--seeds N] [--keep DIR] [--distillation soft
+--tau T] [--augment] [--mixup A]`. The figures go to benchmarks/results/<machine kind>/distill.json
+and docs/finetune.md.
 """
 
 from __future__ import annotations
