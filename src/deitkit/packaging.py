@@ -101,11 +101,14 @@ def package_model(
     if validation is not None and not isinstance(validation, ImageDataset):
         # Read first: a bad --validation fails before minutes of export and judging.
         validation = read_dataset(validation, task=read_checkpoint(checkpoint).task)
+    distilled = distillation_of(checkpoint)  # read once: deitkit.json and MLmodel both carry it
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="deitkit-package-") as temp:
         folder = Path(temp) / CHECKPOINT_ARTIFACT
-        info = stage_checkpoint(checkpoint, folder, threshold=threshold, validation=validation)
+        info = stage_checkpoint(
+            checkpoint, folder, threshold=threshold, validation=validation, distilled=distilled
+        )
         try:
             mlflow.pyfunc.save_model(
                 path=str(staging),
@@ -119,7 +122,7 @@ def package_model(
                     "task": info.task.value,
                     "num_labels": len(info.labels),
                     "deitkit_version": deitkit.__version__,
-                    **distillation_of(checkpoint),
+                    **distilled,
                 },
             )
         except BaseException:
@@ -153,8 +156,11 @@ def stage_checkpoint(
     *,
     threshold: float,
     validation: ImageDataset | None = None,
+    distilled: dict | None = None,
 ) -> CheckpointInfo:
     """Copy what inference needs from `checkpoint` into `folder`, weights as safetensors.
+
+    `distilled` (`distillation_of(checkpoint)`, read by the caller) goes into deitkit.json.
 
     Training state (optimizer, scheduler, training_args.bin, RNG) is left behind; the ONNX
     export and engines.json are added (see `package_model`).
@@ -188,7 +194,7 @@ def stage_checkpoint(
         "task": info.task.value,
         "threshold": threshold,
         "deitkit_version": deitkit.__version__,
-        **distillation_of(checkpoint),
+        **(distilled or {}),
     }
     (folder / DEITKIT_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
     # Loading the staged copy proves it complete: weights, preprocessing and labels agree.

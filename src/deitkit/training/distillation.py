@@ -27,10 +27,11 @@ import torch.nn.functional as F
 
 from deitkit.tasks import Task
 from deitkit.training.checkpoints import CheckpointTrainer
+from deitkit.training.config import DISTILLATIONS
 from deitkit.training.loss import TaskLoss
 from deitkit.training.teacher import Teacher
 
-HARD, SOFT = "hard", "soft"
+HARD, SOFT = DISTILLATIONS  # the names --distillation takes
 
 
 def heads(outputs: Any) -> tuple[torch.Tensor, torch.Tensor]:

@@ -106,19 +106,6 @@ def _checked(path: str, task: Task, flag: str) -> ImageDataset:
     return report.dataset
 
 
-def eval_transform_for(config: FinetuneConfig) -> EvalTransform:
-    """The preprocessing the model trains and serves with, at --image-size where one is given.
-
-    --image-size None or -1 is the model's own size: a scratch model's (`scratch_image_size`),
-    or the crop of a checkpoint's preprocessing. Another size scales a checkpoint's
-    preprocessing to it (`EvalTransform.scaled_to`); `load_model` resizes the model to match.
-
-    Raises:
-        ConfigError: a size the model cannot take, before anything is written.
-    """
-    return model_transform(config.model, config.image_size)
-
-
 def _metrics_fn(task: Task, labels: tuple[str, ...]):
     def compute(eval_pred) -> dict[str, float]:
         logits = torch.from_numpy(np.asarray(eval_pred.predictions, dtype=np.float32))
@@ -177,8 +164,9 @@ def build(config: FinetuneConfig, *, overwrite: bool = False) -> Job:
     """
     train_data, validation_data = load_data(config)
     labels = train_data.labels
-    # Refuses a model deitkit cannot read, or a size it cannot take, before OUT is touched.
-    transform = eval_transform_for(config)
+    # The preprocessing the model trains and serves with, at --image-size where one is given;
+    # refuses a model deitkit cannot read, or a size it cannot take, before OUT is touched.
+    transform = model_transform(config.model, config.image_size)
     teacher = (
         load_teacher(config.teacher, labels=labels, task=config.task, student=transform)
         if config.teacher
