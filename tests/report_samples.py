@@ -15,7 +15,7 @@ from deitkit.thresholds import f1_at
 
 # HTML's special characters, and matplotlib's ($ starts mathtext, _ hides a legend entry).
 TRICKY_LABEL = 'a<b&"c"'
-MATPLOTLIB_LABELS = ("$x^{2", "_hidden")
+MATPLOTLIB_LABELS = ("cost $x^{2$", "_hidden")
 TRICKY_NAME = "<img src=x onerror=alert(1)>&'.png"
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
 import re
 from html.parser import HTMLParser
 from io import BytesIO
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +16,11 @@ import report_samples as samples
 from PIL import Image
 from sklearn.metrics import precision_recall_fscore_support
 
+from deitkit import workdir
 from deitkit.errors import DataError
 from deitkit.report import Calibration, ReportData, ThresholdTuning, write_report
 from deitkit.report import curves as report_curves
+from deitkit.report import gallery as report_gallery
 from deitkit.report import history as report_history
 from deitkit.report.sections import MAX_ROWS
 
@@ -319,12 +323,23 @@ def test_many_multilabel_labels_cap_rows_and_grid(tmp_path):
     assert path.stat().st_size < 1_000_000
 
 
-def test_written_atomically_replacing_an_earlier_report(tmp_path):
+def test_written_atomically_replacing_an_earlier_report(tmp_path, monkeypatch):
     data = samples.multiclass(tmp_path / "images")
     out = tmp_path / "out"
     out.mkdir()
     (out / "report.html").write_text("old")
+    renames = []
+
+    def replace(source, target):
+        # The whole page is in the staging file, beside the target, before the rename.
+        assert Path(source).read_text(encoding="utf-8").endswith("</html>\n")
+        renames.append((Path(source), Path(target)))
+        return os.rename(source, target)
+
+    monkeypatch.setattr(workdir.os, "replace", replace)
     assert write_report(out / "report.html", data) == out / "report.html"
+    [(source, target)] = renames
+    assert source.parent == target.parent == out and source != target
     assert [p.name for p in out.iterdir()] == ["report.html"]
     assert (out / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
@@ -371,3 +386,17 @@ def test_quickstart_sized_report_is_small(tmp_path):
     )
     path = write_report(tmp_path / "r.html", data)
     assert path.stat().st_size < 1_000_000
+
+
+def test_thumbnails_are_small_and_keep_the_smaller_encoding(tmp_path):
+    rng = np.random.default_rng(3)
+    gradient = np.linspace(0, 255, 600)[None, :, None] * np.ones((400, 1, 3))
+    photo = np.clip(gradient + rng.normal(0, 20, (400, 600, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=95)
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(tmp_path / "flat.png")
+    big = report_gallery.thumbnail(tmp_path / "photo.jpg")
+    flat = report_gallery.thumbnail(tmp_path / "flat.png")
+    assert big.mime == "image/jpeg" and flat.mime == "image/png"
+    with Image.open(BytesIO(big.data)) as picture:
+        assert max(picture.size) == report_gallery.THUMBNAIL_SIDE
+    assert len(big.data) < 12_000
