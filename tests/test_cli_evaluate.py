@@ -123,11 +123,50 @@ def test_in_a_job_the_metrics_and_figures_go_to_the_jobs_run(
     assert "metrics.json" in {a.path for a in client.list_artifacts(run_id)}
 
 
-def test_outside_a_job_nothing_is_logged(model_dir, colour_folders, tmp_path, monkeypatch):
+def test_outside_a_job_a_run_in_a_store_inside_the_output_gets_everything(
+    model_dir, colour_folders, tmp_path, monkeypatch
+):
+    from mlflow.tracking import MlflowClient
+
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    result = run("--model", model_dir, "--data", colour_folders, "--output", tmp_path / "e")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out = tmp_path / "e"
+    result = run("--model", model_dir, "--data", colour_folders, "--output", out)
+
     assert result.exit_code == 0, result.output
-    assert "mlflow" not in result.stdout
+    uri = f"sqlite:///{out.resolve()}/mlflow.db"
+    assert f"in {uri}" in result.stdout.splitlines()[-1]
+    client = MlflowClient(tracking_uri=uri)
+    [logged] = client.search_runs([client.get_experiment_by_name("deitkit-evaluate").experiment_id])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert logged.data.metrics["accuracy"] == metrics["accuracy"]
+    run_id = logged.info.run_id
+    assert {"metrics.json", "report.html", "artifacts"} <= {
+        a.path for a in client.list_artifacts(run_id)
+    }
+    figures = {a.path for a in client.list_artifacts(run_id, "artifacts")}
+    assert {"artifacts/confusion_matrix.png", "artifacts/per_class.csv"} <= figures
+    assert str(out / "report.html") in result.stdout
+
+
+def test_an_output_that_is_not_empty_is_refused_before_scoring(model_dir, colour_folders, tmp_path):
+    out = tmp_path / "e"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep")
+    result = run("--model", model_dir, "--data", colour_folders, "--output", out)
+    assert result.exit_code != 0
+    assert "exists and is not empty" in str(result.exception or result.output)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_thresholds_are_not_tuned_for_a_multiclass_model(model_dir, colour_folders, tmp_path):
+    result = run(
+        "--model", model_dir, "--data", colour_folders, "--output", tmp_path / "e",
+        "--tune-thresholds", "true",
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "applies to multilabel models" in str(result.exception or result.output)
+    assert not (tmp_path / "e").exists()
 
 
 def test_the_catalog_model_evaluates_with_its_labels(colour_folders, tmp_path):

@@ -12,8 +12,9 @@ import pytest
 from helpers import save_tiny_checkpoint
 from PIL import Image
 
+from deitkit.calibration import reliability
 from deitkit.data.formats import read_dataset
-from deitkit.errors import DataError
+from deitkit.errors import ConfigError, DataError
 from deitkit.evaluation import accuracy_table, evaluate, targets
 from deitkit.images import load_image
 from deitkit.inference import Classifier
@@ -203,3 +204,101 @@ def test_confusion_helper_agrees_with_targets(multiclass, colour_folders):
     assert list(np.bincount(y)) == [8, 8, 8]
     probs = np.eye(3)[y]
     assert np.trace(confusion(Task.MULTICLASS, probs, y, labels=LABELS)) == 24
+
+
+def test_an_output_folder_that_is_not_empty_is_refused_and_left_alone(
+    multiclass, colour_folders, tmp_path
+):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("the user's")
+    with pytest.raises(ConfigError, match="exists and is not empty; choose a new folder"):
+        evaluate(multiclass, colour_folders, out)
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    assert (out / "mine.txt").read_text() == "the user's"
+
+
+def test_an_empty_folder_is_used_as_azure_mounts_outputs(multiclass, colour_folders, tmp_path):
+    out = tmp_path / "mounted"
+    out.mkdir()
+    (out / ".staging-12345").mkdir()  # what an interrupted evaluation leaves: ours
+    result = evaluate(multiclass, colour_folders, out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "artifacts", "artifacts_metadata.json", "metrics.json", "report.html",
+    ]  # fmt: skip
+    assert result.report == out / "report.html"
+
+
+def test_an_empty_data_set_is_a_one_line_error_and_nothing_is_written(multiclass, tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "images").mkdir(parents=True)
+    (empty / "labels.csv").write_text("filename,labels\n")
+    with pytest.raises(DataError) as caught:
+        evaluate(multiclass, empty, tmp_path / "out")
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failure_midway_leaves_nothing_half_written(
+    multiclass, colour_folders, tmp_path, monkeypatch
+):
+    import deitkit.evaluation
+
+    def broken(path, data):
+        raise RuntimeError("the report failed")
+
+    monkeypatch.setattr(deitkit.evaluation, "write_report", broken)
+    with pytest.raises(RuntimeError, match="the report failed"):
+        evaluate(multiclass, colour_folders, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_top_5_accuracy_and_the_calibration_error_join_the_metrics(tmp_path):
+    labels = [f"c{i}" for i in range(7)]
+    classifier = Classifier.from_pretrained(
+        save_tiny_checkpoint(tmp_path / "ckpt", labels=labels, weight_std=0.3), dtype="float32"
+    )
+    data = tmp_path / "data"
+    for i, label in enumerate(labels):
+        (data / label).mkdir(parents=True)
+        for k in range(3):
+            noisy = np.random.default_rng(i * 10 + k).integers(0, 255, (20, 20, 3), dtype=np.uint8)
+            Image.fromarray(noisy).save(data / label / f"{k}.png")
+    result = evaluate(classifier, data, tmp_path / "out")
+    probs = classifier.predict_images([load_image(p) for p in sorted(data.glob("*/*.png"))])
+    y_true = np.repeat(np.arange(7), 3)
+    top5 = np.mean([y in np.argsort(-row)[:5] for row, y in zip(probs, y_true, strict=True)])
+    assert result.metrics["top_5_accuracy"] == pytest.approx(top5)
+    written = json.loads((tmp_path / "out/metrics.json").read_text())
+    assert written["expected_calibration_error"] == pytest.approx(
+        reliability(Task.MULTICLASS, probs, y_true).ece, abs=1e-6
+    )
+
+
+def test_calibrating_writes_a_copy_of_the_package_with_its_temperature(colour_folders, tmp_path):
+    from deitkit.inference import load_packaged
+    from deitkit.packaging import package_model
+
+    checkpoint = save_tiny_checkpoint(tmp_path / "ckpt", labels=LABELS, weight_std=0.5)
+    package = package_model(checkpoint, tmp_path / "package")
+    before = {p: p.read_bytes() for p in package.rglob("*") if p.is_file()}
+    classifier = load_packaged(package, engine="torch", dtype="fp32")
+
+    result = evaluate(classifier, colour_folders, tmp_path / "out", calibrate=True, package=package)
+
+    assert {p: p.read_bytes() for p in package.rglob("*") if p.is_file()} == before
+    assert result.model == tmp_path / "out/mlflow_model"
+    calibrated = load_packaged(result.model, engine="torch", dtype="fp32")
+    assert calibrated.temperature == pytest.approx(result.temperature) != 1.0
+    again = evaluate(calibrated, colour_folders, tmp_path / "again")
+    assert again.metrics["expected_calibration_error"] == pytest.approx(
+        result.metrics["expected_calibration_error"], abs=1e-4
+    )
+    before_ece = result.decisions.calibration.probs_before
+    uncalibrated = reliability(Task.MULTICLASS, before_ece, _truth(colour_folders))
+    assert result.metrics["expected_calibration_error"] < uncalibrated.ece
+
+
+def _truth(data: Path) -> np.ndarray:
+    """Class ids of a class-folder dataset, in the order evaluation reads it."""
+    return targets(read_dataset(data, task=Task.MULTICLASS).examples, LABELS, Task.MULTICLASS)

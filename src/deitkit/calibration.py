@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from deitkit.errors import ConfigError
 from deitkit.tasks import Task
@@ -90,6 +89,8 @@ def fit_temperature(task: Task, probs: np.ndarray, y_true: np.ndarray) -> float:
     Raises:
         ConfigError: there are no examples to fit on.
     """
+    from scipy.optimize import minimize_scalar  # only here: scipy takes a while to import
+
     if len(probs) == 0:
         raise ConfigError("temperature scaling needs at least one validation image")
     logits = logits_from_probs(task, probs)

@@ -49,10 +49,17 @@ def log_to_job_run(metrics: Mapping[str, object], artifacts: list[Path]) -> bool
     run_id = job_run_id()
     if run_id is None:
         return False
-    import mlflow
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=configured_uri())
+    log_to_run(MlflowClient(tracking_uri=configured_uri()), run_id, metrics, artifacts)
+    return True
+
+
+def log_to_run(client, run_id: str, metrics: Mapping[str, object], artifacts: list[Path]) -> None:
+    """Log the finite numeric `metrics` and the `artifacts` (files, or folders by their name)
+    to `run_id` through an `MlflowClient`."""
+    import mlflow
+
     values = [
         mlflow.entities.Metric(key, float(value), 0, 0)
         for key, value in metrics.items()
@@ -66,4 +73,3 @@ def log_to_job_run(metrics: Mapping[str, object], artifacts: list[Path]) -> bool
         elif path.is_file():
             client.log_artifact(run_id, str(path))
     log.info("logged %d metrics and %d artifacts to run %s", len(values), len(artifacts), run_id)
-    return True

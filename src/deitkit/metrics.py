@@ -30,6 +30,9 @@ METRIC_NAMES: dict[Task, tuple[str, ...]] = {
     Task.MULTICLASS: _SHARED_NAMES,
     Task.MULTILABEL: (*_SHARED_NAMES, "iou", "iou_micro", "iou_macro", "iou_weighted"),
 }
+# One decision threshold for every label, or one per label in label order (tuned thresholds).
+Threshold = float | Sequence[float] | np.ndarray
+
 PRIMARY_METRIC: dict[Task, str] = {task: task.primary_metric for task in Task}
 
 # Softmax rows computed in float32 drift from 1 by ~1e-7; anything far off is not probabilities.
@@ -54,7 +57,7 @@ def compute_metrics(
     y_true: np.ndarray,
     *,
     labels: Sequence[str],
-    threshold: float = 0.5,
+    threshold: Threshold = 0.5,
 ) -> dict[str, float]:
     """Every scalar metric in `METRIC_NAMES[task]`, as plain Python floats.
 
@@ -86,7 +89,8 @@ def compute_metrics(
         probs: (N, C) softmax probabilities (multiclass) or sigmoid probabilities (multilabel).
         y_true: (N,) integer class ids (multiclass) or an (N, C) 0/1 indicator (multilabel).
         labels: The C class names, in column order.
-        threshold: Probability at or above which a multilabel label is predicted.
+        threshold: Probability at or above which a multilabel label is predicted: one for
+            every label, or one per label in label order.
 
     Returns:
         Metric name -> value, keys exactly `METRIC_NAMES[task]`.
@@ -144,7 +148,7 @@ def per_class_table(
     y_true: np.ndarray,
     *,
     labels: Sequence[str],
-    threshold: float = 0.5,
+    threshold: Threshold = 0.5,
 ) -> list[dict]:
     """One row per class, in label order: label, support, predicted, precision, recall, f1.
 
@@ -179,7 +183,7 @@ def confusion(
     y_true: np.ndarray,
     *,
     labels: Sequence[str],
-    threshold: float = 0.5,
+    threshold: Threshold = 0.5,
 ) -> np.ndarray:
     """Outcome counts at the same decision rule as `compute_metrics`.
 
@@ -197,13 +201,12 @@ def _prepare(
     probs: np.ndarray,
     y_true: np.ndarray,
     labels: Sequence[str],
-    threshold: float,
+    threshold: Threshold,
 ) -> _Comparison:
     """Validate the inputs and derive predictions; errors name the example index."""
     task = parse_task(task)
-    if not 0.0 <= threshold <= 1.0:
-        raise ConfigError(f"threshold {threshold!r} is outside [0, 1]")
     n_classes = len(labels)
+    threshold = _checked_threshold(threshold, n_classes)
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or probs.shape[1] != n_classes or probs.shape[0] == 0:
         raise DataError(
@@ -247,6 +250,25 @@ def _prepare(
     pred = probs.argmax(axis=1)
     eye = np.eye(n_classes, dtype=np.int8)
     return _Comparison(task, probs, y.astype(np.int64), pred, eye[y], eye[pred])
+
+
+def _checked_threshold(threshold: Threshold, n_classes: int) -> np.ndarray:
+    """One threshold for every label, or one per label (tuned), as an array in [0, 1]."""
+    values = np.asarray(threshold, dtype=np.float64)
+    if values.ndim > 1 or (values.ndim == 1 and values.shape != (n_classes,)):
+        raise ConfigError(
+            f"thresholds have shape {values.shape}; expected one number or one per label "
+            f"({n_classes})"
+        )
+    if not (np.isfinite(values) & (values >= 0.0) & (values <= 1.0)).all():
+        raise ConfigError(f"threshold {threshold!r} is outside [0, 1]")
+    return values
+
+
+def top_k_accuracy(probs: np.ndarray, y_true: np.ndarray, *, k: int = 5) -> float:
+    """Share of images whose true class is among the `k` most probable (multiclass)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return float(skm.top_k_accuracy_score(y_true, probs, k=k, labels=np.arange(probs.shape[1])))
 
 
 def _present_classes(compared: _Comparison) -> np.ndarray | None:

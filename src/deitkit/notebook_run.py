@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,3 +145,13 @@ def prepare_data(run: SampleRun, kind: str, fridge_zip: str | Path = ""):
         f"{len(result.labels)} labels ({result.task}); MLTable folders in {out}"
     )
     return result
+
+
+def show_report(path: str | Path, sections: Sequence[str] | None = None) -> None:
+    """Show the key figures of an evaluation report (report.html) inline in the notebook."""
+    from IPython.display import HTML, display
+
+    from deitkit.report.excerpt import KEY_SECTIONS, report_excerpt
+
+    print(f"the whole report: {path}")
+    display(HTML(report_excerpt(path, sections or KEY_SECTIONS)))

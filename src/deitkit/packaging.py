@@ -58,6 +58,8 @@ RUNTIME_REQUIREMENTS = (
 # simply not offered). torchao, torch-int8's, is left to the host: deitkit imports it only
 # where it is installed, and it is not worth installing where torch's int8 kernels are slow.
 OPTIONAL_REQUIREMENTS = ("onnxruntime",)
+# The Trainer's log_history, which `deitkit finetune` writes beside the model it saved.
+HISTORY_FILE = "training_history.json"
 OPTIONAL_IMPORTS = ("onnxruntime", "torchao")
 
 
@@ -183,6 +185,8 @@ def stage_checkpoint(
     folder.mkdir(parents=True)
     for name in (CONFIG_FILE, PREPROCESSOR_FILE):
         shutil.copy2(checkpoint / name, folder / name)
+    if (checkpoint / HISTORY_FILE).is_file():  # the evaluation report's training curves
+        shutil.copy2(checkpoint / HISTORY_FILE, folder / HISTORY_FILE)
     if has_safetensors(checkpoint):
         for name in _safetensors_files(checkpoint):
             shutil.copy2(checkpoint / name, folder / name)

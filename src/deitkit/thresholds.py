@@ -14,8 +14,8 @@ DEFAULT_THRESHOLD = 0.5
 
 def tune_thresholds(
     probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str]
-) -> dict[str, float]:
-    """For each label, the threshold that maximises its F1 on (`probs`, `y_true`).
+) -> tuple[float, ...]:
+    """For each label (in label order), the threshold that maximises its F1 on (`probs`, `y_true`).
 
     Candidates are the label's own probabilities (where F1 can change); a label whose F1 cannot
     beat its F1 at 0.5 (no positives in the data, or already best there) keeps 0.5, so tuning
@@ -37,10 +37,9 @@ def tune_thresholds(
         )
     if len(probs) == 0:
         raise ConfigError("threshold tuning needs at least one validation image")
-    return {
-        label: _best_threshold(column, truth)
-        for label, column, truth in zip(labels, probs.T, y_true.T, strict=True)
-    }
+    return tuple(
+        _best_threshold(column, truth) for column, truth in zip(probs.T, y_true.T, strict=True)
+    )
 
 
 def f1_at(probs: np.ndarray, truth: np.ndarray, threshold: float) -> float:

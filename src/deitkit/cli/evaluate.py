@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from deitkit.cli.options import model_option
+from deitkit.cli.options import Switch, model_option
 
 # Shown after the primary metric, per task; every metric is in metrics.json.
 _SHOWN = {
@@ -41,13 +41,28 @@ _SHOWN = {
     "--output",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for metrics.json, artifacts_metadata.json and artifacts/.",
+    help="New (or empty) folder for metrics.json, report.html, artifacts_metadata.json and "
+    "artifacts/.",
 )
 @click.option(
     "--threshold",
     type=click.FloatRange(0.0, 1.0),
     default=None,
     help="Multilabel decision threshold (default: the model's); unused for multiclass.",
+)
+@click.option(
+    "--tune-thresholds",
+    cls=Switch,
+    default=False,
+    help="Multilabel: choose each label's threshold for its best F1 on --data and write the "
+    "model with them to OUTPUT/mlflow_model (the --model folder is not changed).",
+)
+@click.option(
+    "--calibrate",
+    cls=Switch,
+    default=False,
+    help="Fit temperature scaling on --data and write the model with it to "
+    "OUTPUT/mlflow_model (the --model folder is not changed).",
 )
 @click.option(
     "--batch-size",
@@ -60,27 +75,44 @@ def evaluate(
     data: Path,
     output: Path,
     threshold: float | None,
+    tune_thresholds: bool,
+    calibrate: bool,
     batch_size: int | None,
 ) -> None:
-    """Score every image of --data and write Azure ML's metrics, tables and plots to --output.
+    """Score every image of --data; write Azure ML's metrics, tables, plots and an HTML report
+    to --output, and log them to an MLflow run.
 
     Images that cannot be read are left out and listed in artifacts/evaluation_summary.json.
     """
-    from deitkit.evaluation import ARTIFACTS_DIR, METRICS_FILE
+    from deitkit.evaluation import ARTIFACTS_DIR, METRICS_FILE, read_history
     from deitkit.evaluation import evaluate as run_evaluation
-    from deitkit.inference import MAX_BATCH_SIZE, load_classifier
-    from deitkit.job_run import log_to_job_run
+    from deitkit.evaluation_tracking import log_evaluation
+    from deitkit.inference import MAX_BATCH_SIZE, load_classifier, packaged_checkpoint
 
+    # The decisions are written into a copy of a deitkit package: check before scoring.
+    package = model_path if tune_thresholds or calibrate else None
+    if package is not None:
+        packaged_checkpoint(package)
     classifier = load_classifier(
         model_path, threshold=threshold, max_batch_size=batch_size or MAX_BATCH_SIZE
     )
-    # A refused model writes nothing; an --output that cannot be created fails before scoring.
-    output.mkdir(parents=True, exist_ok=True)
     result = run_evaluation(
-        classifier, data, output, threshold=threshold, progress=sys.stderr.isatty()
+        classifier,
+        data,
+        output,
+        threshold=threshold,
+        tune_thresholds=tune_thresholds,
+        calibrate=calibrate,
+        package=package,
+        history=read_history(model_path),
+        title=f"{model_path.name} on {data.name}",
+        progress=sys.stderr.isatty(),
     )
     task = result.task
-    threshold_note = f", threshold {result.threshold:g}" if task.is_multilabel else ""
+    threshold_note = ""
+    if task.is_multilabel:
+        tuned = len(set(result.thresholds)) > 1
+        threshold_note = ", per-label thresholds" if tuned else f", threshold {result.threshold:g}"
     skipped = f", {len(result.unreadable)} unreadable left out" if result.unreadable else ""
     names = [result.primary_metric, *_SHOWN[task.value]]
     width = max(len("engine"), *(len(name) for name in names))
@@ -91,13 +123,28 @@ def evaluate(
     for name in names:
         primary = "  (primary metric)" if name == result.primary_metric else ""
         click.echo(f"{name:<{width}}  {_format(result.metrics[name])}{primary}")
+    decisions = result.decisions
+    if decisions and decisions.calibration:
+        click.echo(f"{'temperature':<{width}}  {result.temperature:.4g} (fitted on --data)")
+    if decisions and decisions.tuning:
+        tuning = decisions.tuning
+        before, after = _mean(tuning.f1_before), _mean(tuning.f1_after)
+        click.echo(
+            f"{'thresholds':<{width}}  tuned per label: macro F1 {before:.4f} -> {after:.4f}"
+        )
     artifacts = f"{len(result.artifacts)} artifacts in {result.output / ARTIFACTS_DIR}"
     click.echo(f"{'output':<{width}}  {result.output / METRICS_FILE}; {artifacts}")
+    click.echo(f"{'report':<{width}}  {result.report}")
+    if result.model:
+        click.echo(f"{'model':<{width}}  {result.model} (with the decisions above)")
     # In an Azure ML job (the evaluation component), the job's run shows them in Studio.
-    if log_to_job_run(
-        result.metrics, [result.output / METRICS_FILE, result.output / ARTIFACTS_DIR]
-    ):
-        click.echo(f"{'mlflow':<{width}}  logged to the job's run")
+    logged = log_evaluation(result, run_name=f"evaluate {model_path.name}")
+    where = "the job's run" if logged.job_run else f"run {logged.run_id} in {logged.uri}"
+    click.echo(f"{'mlflow':<{width}}  logged to {where}")
+
+
+def _mean(values) -> float:
+    return sum(values) / len(values) if values else math.nan
 
 
 def _format(value: float) -> str:

@@ -17,32 +17,13 @@ from typing import Any
 
 import click
 
+from deitkit.cli.options import Switch
 from deitkit.errors import ConfigError
 from deitkit.precision import ALIASES
 from deitkit.training.config import PRECISIONS, FinetuneConfig
 
 # Azure's precision input passes "32" or "16" (its enum); the flag takes those as well.
 _AZURE_PRECISIONS = ("32", "16")
-
-
-class _Switch(click.Option):
-    """`--x` / `--no-x`, and `--x true|false` as well: Azure ML passes boolean inputs as values."""
-
-    def __init__(self, decls, **kwargs):
-        flag, *name = decls
-        kwargs.update(type=click.BOOL, is_flag=False, flag_value=True, metavar="[true|false]")
-        super().__init__([flag, *name], **kwargs)
-        self.secondary_opts = ["--no-" + flag.removeprefix("--")]
-
-    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
-        record = super().get_help_record(ctx)
-        return record and (f"{self.opts[0]} [true|false] / {self.secondary_opts[0]}", record[1])
-
-    def add_to_parser(self, parser, ctx: click.Context) -> None:
-        super().add_to_parser(parser, ctx)
-        parser.add_option(
-            obj=self, opts=self.secondary_opts, dest=self.name, action="store_const", const="false"
-        )
 
 
 class _PrecisionChoice(click.Choice):
@@ -81,7 +62,7 @@ def _config_option(field: dataclasses.Field, hint: Any) -> click.Option:
     kind = _without_none(hint)
     show_default = meta["show_default"] or True
     if kind is bool:
-        return _Switch(decls, show_default=show_default, help=meta["help"], **settings)
+        return Switch(decls, show_default=show_default, help=meta["help"], **settings)
     if field.name in _EDGE_TYPES:
         kind = _EDGE_TYPES[field.name]
     elif meta["choices"]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deitkit.decisions import check_tuning
 from deitkit.errors import ConfigError
 from deitkit.precision import AUTO, BF16, FP16, FP32
 from deitkit.tasks import Task, parse_task
@@ -231,6 +232,14 @@ class FinetuneConfig:
     distillation_tau: float = _option(
         1.0, help="Temperature of soft distillation (> 0; the DeiT paper used 3)."
     )
+    tune_thresholds: bool = _option(
+        False,
+        help="Multilabel: choose each label's threshold for its best F1 on the validation set "
+        "and package the model with them.",
+    )
+    calibrate: bool = _option(
+        False, help="Fit temperature scaling on the validation set and package it with the model."
+    )
 
     @property
     def output_dir(self) -> Path:
@@ -284,6 +293,7 @@ def resolve(config: FinetuneConfig) -> FinetuneConfig:
 def check(config: FinetuneConfig) -> None:
     """Raise ConfigError naming the flag for any invalid value or combination."""
     task = config.task
+    check_tuning(task, tune_thresholds=config.tune_thresholds)
     if config.learning_rate is None or config.learning_rate <= 0:
         raise ConfigError(f"--learning-rate must be > 0, got {config.learning_rate}")
     for flag, value in (

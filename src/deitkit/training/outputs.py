@@ -22,13 +22,24 @@ log = logging.getLogger(__name__)
 
 MODEL_DIR = "model"  # the fine-tuned Hugging Face checkpoint (Azure's pytorch_model_folder)
 MLFLOW_MODEL_DIR = "mlflow_model"  # the packaged model (Azure's mlflow_model_folder)
+EVALUATION_DIR = "evaluation"  # the packaged model evaluated on the validation set: report.html
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "finetune_config.json"
 # metrics.json's key for the MLflow run the metrics went to (an Azure ML job's own run).
 RUN_ID_KEY = "mlflow_run_id"
+# metrics.json's prefix for the packaged model's metrics on the validation set, as it is served.
+SERVED_PREFIX = "served_"
 # Everything a run writes into OUT, metrics.json last: `clear_run` removes it last, so a
 # clearing cut off midway still leaves a finished run that a rerun refuses to resume.
-RUN_FILES = (CHECKPOINTS_DIR, MODEL_DIR, MLFLOW_MODEL_DIR, CONFIG_FILE, LABELS_FILE, ARTIFACTS_DIR)
+RUN_FILES = (
+    CHECKPOINTS_DIR,
+    MODEL_DIR,
+    MLFLOW_MODEL_DIR,
+    EVALUATION_DIR,
+    CONFIG_FILE,
+    LABELS_FILE,
+    ARTIFACTS_DIR,
+)
 
 
 def is_finished(out: Path) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from deitkit.data.validate import check_compatible, validate_dataset
 from deitkit.errors import ConfigError, DataError
 from deitkit.metrics import compute_metrics
 from deitkit.models import has_distillation_token, load_model, model_transform
-from deitkit.packaging import DISTILLATION_FILE, package_model
+from deitkit.packaging import DISTILLATION_FILE, HISTORY_FILE, package_model
 from deitkit.precision import Precision
 from deitkit.tasks import Task
 from deitkit.training.accelerator import Accelerator, resolve_accelerator
@@ -47,10 +48,12 @@ from deitkit.training.distillation import (
 from deitkit.training.loss import TaskLoss, auto_class_weights
 from deitkit.training.outputs import (
     CONFIG_FILE,
+    EVALUATION_DIR,
     METRICS_FILE,
     MLFLOW_MODEL_DIR,
     MODEL_DIR,
     RUN_ID_KEY,
+    SERVED_PREFIX,
     check_overwrite_allowed,
     clear_run,
     finished_by_this_job,
@@ -374,6 +377,36 @@ def _record_distillation(job: Job, model_dir: Path) -> None:
     (model_dir / DISTILLATION_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
 
+def evaluate_package(job: Job, history: list[dict[str, Any]]) -> dict[str, float]:
+    """Evaluate the packaged model on the validation set as the endpoints will serve it, into
+    OUT/evaluation (report.html, metrics, figures); with `--tune-thresholds`/`--calibrate`
+    the decisions made there replace the package. Returns the metrics, prefixed `served_`."""
+    from deitkit.evaluation import evaluate
+    from deitkit.inference import load_packaged
+
+    config, out = job.config, job.config.output_dir
+    package, folder = out / MLFLOW_MODEL_DIR, out / EVALUATION_DIR
+    shutil.rmtree(folder, ignore_errors=True)  # an interrupted run's: OUT is the run's own
+    evaluation = evaluate(
+        load_packaged(package),
+        job.validation,
+        folder,
+        tune_thresholds=config.tune_thresholds,
+        calibrate=config.calibrate,
+        package=package,
+        history=history,
+        title=f"{config.model} fine-tuned: validation set",
+    )
+    if evaluation.model is not None:
+        shutil.rmtree(package)
+        evaluation.model.rename(package)
+    log.info("evaluation report of the packaged model: %s", evaluation.report)
+    served = {f"{SERVED_PREFIX}{name}": value for name, value in evaluation.metrics.items()}
+    job.tracker.log_metrics(served, step=job.trainer.state.global_step)
+    job.tracker.log_artifacts([folder])
+    return served
+
+
 def save(job: Job, metrics: dict[str, Any]) -> FinetuneResult:
     """Write the model, its preprocessing, metrics.json and the packaged model into OUT."""
     out = job.config.output_dir
@@ -385,8 +418,11 @@ def save(job: Job, metrics: dict[str, Any]) -> FinetuneResult:
         (model_dir / CONFIG_NAME).write_text(config_json)
         if job.config.teacher:
             _record_distillation(job, model_dir)
+        history = job.trainer.state.log_history
+        (model_dir / HISTORY_FILE).write_text(json.dumps(history, indent=2) + "\n")
         package_model(model_dir, out / MLFLOW_MODEL_DIR, overwrite=True, validation=job.validation)
-        metrics = {**metrics, RUN_ID_KEY: job.tracker.run_id}
+        served = evaluate_package(job, history)
+        metrics = {**metrics, **served, RUN_ID_KEY: job.tracker.run_id}
         # Last, and whole: its presence marks the run finished (training/outputs.py).
         write_text_atomically(out / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
         job.tracker.log_artifacts([out / METRICS_FILE, out / CONFIG_FILE])
