@@ -77,9 +77,9 @@ def package_model(
 
     The package holds the checkpoint's config.json, safetensors weights (converted from a
     pickled .bin when that is all there is) and preprocessor_config.json, a deitkit.json with
-    the labels, task and threshold (and per-label thresholds and temperature, when given), and a
-    copy of the deitkit package (`code/deitkit`), so it
-    loads with nothing but the pinned requirements installed. Beside the weights go the ONNX
+    the labels, task and threshold (and the per-label thresholds and temperature, when given),
+    and a copy of the deitkit package (`code/deitkit`), so it loads with nothing but the pinned
+    requirements installed. Beside the weights go the ONNX
     export (`model.onnx`, checked against torch, and its dynamic-int8 copy `model.int8.onnx`)
     and engines.json, which says which engines may serve the model: judged on `validation`
     when it is given (`deitkit.engine_decision`), else fp32 and bf16 only. The output is
@@ -159,19 +159,15 @@ def decisions_record(
     info: CheckpointInfo,
     thresholds: Mapping[str, float] | None,
     temperature: float | None,
-    *,
-    name: str = "",
 ) -> dict:
     """`{"thresholds": {label: t}, "temperature": T}` (the ones given), checked against the
-    model: what deitkit.json and the MLmodel metadata carry. `name` prefixes the errors."""
+    model: what deitkit.json and the MLmodel metadata carry."""
     record: dict = {}
     if thresholds is not None:
-        checked = check_label_thresholds(
-            thresholds, info.labels, info.task, name=f"{name}thresholds"
-        )
+        checked = check_label_thresholds(thresholds, info.labels, info.task)
         record["thresholds"] = dict(zip(info.labels, checked, strict=True))
     if temperature is not None:
-        record["temperature"] = check_temperature(temperature, name=f"{name}temperature")
+        record["temperature"] = check_temperature(temperature)
     return record
 
 
