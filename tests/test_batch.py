@@ -429,3 +429,43 @@ def test_an_output_inside_the_input_or_not_a_regular_file_is_refused(classifier,
     with pytest.raises(ConfigError, match=r"pipe\.csv: is a FIFO, not a regular file; --output"):
         PredictionsWriter(tmp_path / "pipe.csv")
     assert not (tmp_path / "images" / "predictions.csv").exists()
+
+
+def test_the_predicted_column_follows_per_label_thresholds(classifier, tmp_path):
+    multilabel = Classifier(
+        classifier.model,
+        classifier.transform,
+        labels=LABELS,
+        task=Task.MULTILABEL,
+        threshold=0.5,
+        engine=classifier.engine,
+    )
+    paths = write_images(tmp_path / "images", 3)
+    probs = np.stack([s.probs for s in score_items(multilabel, [Item("a", path=paths[0])])])[0]
+    # Each label's threshold just past its probability on the first image, across 0.5.
+    thresholds = {
+        label: p - 0.01 if p < 0.5 else min(p + 0.01, 1.0)
+        for label, p in zip(LABELS, probs, strict=True)
+    }
+    tuned = multilabel.with_decisions(thresholds=thresholds)
+
+    def predicted(classifier, output, **options):
+        batch_score(classifier, tmp_path / "images", output, **options)
+        rows = read_rows(output)
+        return {row[0]: json.loads(row[1]) for row in rows}, {row[0]: row[2] for row in rows}
+
+    at_half, probs_half = predicted(multilabel, tmp_path / "half.csv")
+    per_label, probs_tuned = predicted(tuned, tmp_path / "tuned.csv")
+    overridden, _ = predicted(tuned, tmp_path / "override.csv", threshold=0.5)
+
+    assert probs_tuned == probs_half  # thresholds change decisions, never probabilities
+    assert set(per_label["00.png"]) == {x for x in LABELS if probs[LABELS.index(x)] < 0.5}
+    assert set(at_half["00.png"]) == set(LABELS) - set(per_label["00.png"])
+    assert overridden == at_half
+    for name, probs_text in probs_tuned.items():
+        row = json.loads(probs_text)
+        assert per_label[name] == [
+            label
+            for label, p in sorted(zip(LABELS, row, strict=True), key=lambda pair: -pair[1])
+            if p >= thresholds[label]
+        ]

@@ -103,3 +103,25 @@ def test_predict_takes_the_catalog_model(images, tmp_path, monkeypatch):
     label, score = expected.top_k(1)[0]
     (row,) = [line for line in result.stdout.splitlines() if line.startswith(str(images[0]))]
     assert row.split()[1:3] == [label, f"{score:.3f}"]
+
+
+def test_multilabel_rows_mark_labels_over_their_own_thresholds(tiny_checkpoint, images):
+    checkpoint = tiny_checkpoint("deit", labels=LABELS)
+    config = json.loads((checkpoint / "config.json").read_text())
+    (checkpoint / "config.json").write_text(
+        json.dumps({**config, "problem_type": "multi_label_classification"})
+    )
+    # blue can never be marked (1.0 > any sigmoid here), green and red always are.
+    thresholds = {"blue": 1.0, "green": 0.0, "red": 0.0}
+    (checkpoint / "deitkit.json").write_text(json.dumps({"thresholds": thresholds}))
+    runner = CliRunner()
+
+    own = runner.invoke(predict, ["--model", str(checkpoint), str(images[0])])
+    given = runner.invoke(predict, ["--model", str(checkpoint), "--threshold", "0", str(images[0])])
+
+    assert own.exit_code == 0 and given.exit_code == 0, own.output + given.output
+    assert "(* = at or over each label's own threshold)" in own.stdout.splitlines()[0]
+    marked = {word.rstrip("*") for word in own.stdout.splitlines()[1].split() if "*" in word}
+    assert marked == {"green", "red"}
+    assert "(* = at or over 0)" in given.stdout.splitlines()[0]  # --threshold decides every label
+    assert given.stdout.splitlines()[1].count("*") == 3

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -258,3 +259,148 @@ def test_thread_count_respects_cgroup_quotas(tmp_path):
     (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000")
     (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000")
     assert _cgroup_quota(tmp_path) == 1
+
+
+# --- decisions: per-label thresholds and the calibration temperature -----------------------
+
+
+def write_deitkit_json(folder: Path, **fields) -> Path:
+    (folder / "deitkit.json").write_text(json.dumps({"labels": LABELS, **fields}))
+    return folder
+
+
+@pytest.fixture
+def multilabel_checkpoint(tiny_checkpoint) -> Path:
+    folder = tiny_checkpoint("deit", labels=LABELS, weight_std=0.3)
+    return set_config(folder, problem_type="multi_label_classification")
+
+
+def test_deitkit_json_carries_per_label_thresholds_and_a_temperature(multilabel_checkpoint):
+    write_deitkit_json(
+        multilabel_checkpoint, thresholds={"red": 0.9, "blue": 0.2, "green": 0.5}, temperature=2
+    )
+    info = read_checkpoint(multilabel_checkpoint)
+    assert info.thresholds == (0.2, 0.5, 0.9) and info.temperature == 2.0  # in label order
+
+    classifier = Classifier.from_pretrained(multilabel_checkpoint, dtype="float32")
+    assert classifier.thresholds == (0.2, 0.5, 0.9) and classifier.temperature == 2.0
+    assert classifier.label_thresholds() == (0.2, 0.5, 0.9)
+    assert classifier.label_thresholds(0.3) == (0.3, 0.3, 0.3)
+    # An explicit threshold (deitkit predict/batch-score/evaluate --threshold) decides every label.
+    overridden = Classifier.from_pretrained(multilabel_checkpoint, dtype="float32", threshold=0.4)
+    assert overridden.thresholds is None and overridden.label_thresholds() == (0.4, 0.4, 0.4)
+    given = Classifier.from_pretrained(
+        multilabel_checkpoint, dtype="float32", thresholds=[0.1, 0.2, 0.3], temperature=1.0
+    )
+    assert given.thresholds == (0.1, 0.2, 0.3) and given.temperature == 1.0
+
+
+def test_a_checkpoint_without_them_keeps_todays_defaults(multilabel_checkpoint):
+    info = read_checkpoint(multilabel_checkpoint)
+    assert info.thresholds is None and info.temperature == 1.0
+    write_deitkit_json(multilabel_checkpoint, thresholds=None, temperature=None)
+    assert read_checkpoint(multilabel_checkpoint).temperature == 1.0
+
+
+BAD_DECISIONS = [
+    ({"thresholds": [0.1, 0.2, 0.3]}, "thresholds must be a JSON object of label -> number"),
+    ({"thresholds": {"blue": 0.1, "green": 0.2}}, r"name exactly .*; missing \['red'\]"),
+    (
+        {"thresholds": {"blue": 0.1, "green": 0.2, "red": 0.3, "pink": 0.4}},
+        r"unknown \['pink'\]",
+    ),
+    (
+        {"thresholds": {"blue": 0.1, "green": 1.5, "red": 0.3}},
+        r"thresholds\['green'\] must be a number in \[0, 1\], got 1.5",
+    ),
+    ({"thresholds": {"blue": 0.1, "green": "0.2", "red": 0.3}}, r"thresholds\['green'\] must be"),
+    ({"temperature": 0}, "temperature must be a finite number > 0, got 0"),
+    ({"temperature": -2.0}, "temperature must be a finite number > 0, got -2.0"),
+    ({"temperature": "2"}, "temperature must be a finite number > 0, got '2'"),
+    ({"temperature": True}, "temperature must be a finite number > 0, got True"),
+]
+
+
+@pytest.mark.parametrize("fields, message", BAD_DECISIONS)
+def test_bad_decisions_in_deitkit_json_are_refused_naming_the_file_and_key(
+    multilabel_checkpoint, fields, message
+):
+    write_deitkit_json(multilabel_checkpoint, **fields)
+    with pytest.raises(ConfigError) as caught:
+        read_checkpoint(multilabel_checkpoint)
+    text = str(caught.value)
+    assert text.startswith(f"{multilabel_checkpoint / 'deitkit.json'}: ") and "\n" not in text
+    assert re.search(message, text), text
+
+
+def test_per_label_thresholds_are_refused_for_a_multiclass_model(tiny_checkpoint):
+    folder = write_deitkit_json(
+        tiny_checkpoint("deit", labels=LABELS), thresholds=dict.fromkeys(LABELS, 0.5)
+    )
+    with pytest.raises(ConfigError, match=r"deitkit.json: thresholds: per-label thresholds are "):
+        read_checkpoint(folder)
+    (folder / "deitkit.json").unlink()
+    classifier = Classifier.from_pretrained(folder, dtype="float32")
+    with pytest.raises(ConfigError, match="thresholds: per-label thresholds are for multilabel"):
+        classifier.with_decisions(thresholds=[0.5, 0.5, 0.5])
+
+
+@pytest.mark.parametrize("multilabel", [False, True], ids=["softmax", "sigmoid"])
+def test_a_temperature_scales_the_logits_before_the_activation(
+    tiny_checkpoint, colour_folders, multilabel
+):
+    from deitkit.calibration import apply_temperature, logits_from_probs
+
+    folder = tiny_checkpoint("deit", labels=LABELS, weight_std=0.3)
+    if multilabel:
+        set_config(folder, problem_type="multi_label_classification")
+    classifier = Classifier.from_pretrained(folder, dtype="float32")
+    images = colour_images(colour_folders)[:6]
+    plain = classifier.predict_images(images)
+
+    # T = 1 is today's output bit for bit: the activation of the engine's logits, undivided.
+    pixels = classifier.transform(images)
+    undivided = classifier.task.activate(classifier.engine(pixels))
+    assert torch.equal(classifier.forward(pixels), undivided)
+    assert np.array_equal(classifier.with_decisions(temperature=1.0).predict_images(images), plain)
+
+    hot = classifier.with_decisions(temperature=2.5)
+    scaled = hot.predict_images(images)
+    expected = apply_temperature(classifier.task, logits_from_probs(classifier.task, plain), 2.5)
+    np.testing.assert_allclose(scaled, expected, atol=1e-5)
+    assert not np.allclose(scaled, plain, atol=1e-3)
+    assert classifier.temperature == 1.0  # with_decisions returns a copy
+    write_deitkit_json(folder, temperature=2.5)
+    np.testing.assert_array_equal(
+        Classifier.from_pretrained(folder, dtype="float32").predict_images(images), scaled
+    )
+
+
+def test_per_label_thresholds_decide_label_by_label_and_a_threshold_overrides_them():
+    prediction = Prediction([0.7, 0.1, 0.45], LABELS, Task.MULTILABEL, 0.5, (0.8, 0.05, 0.4))
+    assert prediction.predicted() == ["red", "green"]  # blue 0.7 < 0.8; green, red over theirs
+    assert Prediction([0.7, 0.1, 0.45], LABELS, Task.MULTILABEL, 0.5).predicted() == ["blue"]
+    assert prediction.predicted(threshold=0.5) == ["blue"]  # the request's, for every label
+    assert prediction.predicted(top_k=1) == ["red"]
+    with pytest.raises(ConfigError, match=r"one threshold per label \(3\), got 2"):
+        Prediction([0.7, 0.1, 0.45], LABELS, Task.MULTILABEL, 0.5, (0.8, 0.05))
+
+
+def test_classifier_predictions_carry_its_thresholds(multilabel_checkpoint, colour_folders):
+    classifier = Classifier.from_pretrained(multilabel_checkpoint, dtype="float32")
+    images = colour_images(colour_folders)[:4]
+    probs = classifier.predict_images(images)
+    # Each label's threshold just past its first-image probability, on the other side of 0.5.
+    thresholds = [p - 0.01 if p < 0.5 else min(p + 0.01, 1.0) for p in probs[0]]
+    tuned = classifier.with_decisions(thresholds=dict(zip(LABELS, thresholds, strict=True)))
+    first = tuned.predictions(probs)[0]
+    assert first.thresholds == tuple(thresholds)
+    under = {label for label, p in zip(LABELS, probs[0], strict=True) if p < 0.5}
+    assert set(first.predicted()) == under
+    assert set(first.predicted(threshold=0.5)) == set(LABELS) - under
+    assert classifier.predictions(probs)[0].predicted() == first.predicted(threshold=0.5)
+    assert tuned.with_decisions(thresholds=None).thresholds is None
+    with pytest.raises(ConfigError, match=r"thresholds\['red'\] must be a number in \[0, 1\]"):
+        classifier.with_decisions(thresholds={"blue": 0.5, "green": 0.5, "red": -1})
+    with pytest.raises(ConfigError, match="temperature must be a finite number > 0"):
+        classifier.with_decisions(temperature=float("inf"))

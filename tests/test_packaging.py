@@ -357,3 +357,145 @@ def test_the_requirements_cover_every_import_of_the_packaged_code(packaged):
     assert needed == {line for line in requirements if not line.startswith("safetensors==")}
     without_psutil = [line for line in requirements if not line.startswith("psutil==")]
     assert missing(without_psutil) == {"psutil": {"code/deitkit/inference/threads.py"}}
+
+
+# --- decisions: per-label thresholds and a temperature in the package -------------------------
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """relative path → sha256 of every file, and the folder's own entries."""
+    import hashlib
+
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def multilabel_package(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("multilabel")
+    checkpoint = multilabel(save_tiny_checkpoint(root / "model", labels=LABELS, weight_std=0.3))
+    return package_model(checkpoint, root / "mlflow_model")
+
+
+def crossing_thresholds(probs) -> dict[str, float]:
+    """Each label's threshold just past its probability, on the other side of 0.5."""
+    return {
+        label: p - 0.01 if p < 0.5 else min(p + 0.01, 1.0)
+        for label, p in zip(LABELS, probs, strict=True)
+    }
+
+
+def test_package_model_writes_thresholds_and_temperature(tiny_checkpoint, tmp_path):
+    checkpoint = multilabel(tiny_checkpoint("vit", labels=LABELS))
+    thresholds = {"red": 0.7, "blue": 0.2, "green": 0.4}
+    model_dir = package_model(
+        checkpoint, tmp_path / "pkg", threshold=0.3, thresholds=thresholds, temperature=1.5
+    )
+    described = json.loads((model_dir / "artifacts/checkpoint/deitkit.json").read_text())
+    assert described["thresholds"] == {"blue": 0.2, "green": 0.4, "red": 0.7}  # label order
+    assert described["temperature"] == 1.5 and described["threshold"] == 0.3
+    spec = yaml.safe_load((model_dir / "MLmodel").read_text())
+    assert spec["metadata"]["thresholds"] == described["thresholds"]
+    assert spec["metadata"]["temperature"] == 1.5
+    # MLflow passes a param's default when a request gives none: None lets the thresholds decide.
+    params = {p["name"]: p for p in json.loads(spec["signature"]["params"])}
+    assert params["threshold"].get("default") is None
+    classifier = load_packaged(model_dir, dtype="float32")
+    assert classifier.thresholds == (0.2, 0.4, 0.7) and classifier.temperature == 1.5
+
+
+def test_package_model_refuses_bad_decisions_before_any_work(tiny_checkpoint, tmp_path):
+    checkpoint = tiny_checkpoint("vit", labels=LABELS)  # multiclass
+    with pytest.raises(ConfigError, match=r"^thresholds: per-label thresholds are for multilabel"):
+        package_model(checkpoint, tmp_path / "a", thresholds=dict.fromkeys(LABELS, 0.5))
+    with pytest.raises(ConfigError, match=r"^temperature must be a finite number > 0, got 0"):
+        package_model(checkpoint, tmp_path / "a", temperature=0)
+    assert not (tmp_path / "a").exists()
+
+
+def test_with_decisions_copies_the_package_and_leaves_the_source_untouched(
+    multilabel_package, tmp_path, monkeypatch
+):
+    import mlflow
+
+    from deitkit.packaging import with_decisions
+
+    before = tree_digest(multilabel_package)
+    plain = load_packaged(multilabel_package, dtype="float32")
+    probs = plain.with_decisions(temperature=2.0).predict_inputs(IMAGES[:1])[0].probs
+    thresholds = crossing_thresholds(probs)
+
+    copy = with_decisions(
+        multilabel_package, tmp_path / "out" / "tuned", thresholds=thresholds, temperature=2.0
+    )
+
+    assert copy == tmp_path / "out" / "tuned"
+    assert tree_digest(multilabel_package) == before  # not one byte of the source changed
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["tuned"]  # no staging left behind
+    for path in (p for p in copy.rglob("*") if p.is_file()):
+        source = multilabel_package / path.relative_to(copy)
+        assert not source.exists() or not path.samefile(source)  # copies, never links
+    described = json.loads((copy / "artifacts/checkpoint/deitkit.json").read_text())
+    assert described["thresholds"] == thresholds and described["temperature"] == 2.0
+    spec = yaml.safe_load((copy / "MLmodel").read_text())
+    old_spec = yaml.safe_load((multilabel_package / "MLmodel").read_text())
+    assert spec["metadata"]["thresholds"] == thresholds and spec["metadata"]["temperature"] == 2.0
+    assert spec["model_uuid"] != old_spec["model_uuid"]
+    assert spec["flavors"] == old_spec["flavors"]
+
+    tuned = load_packaged(copy, dtype="float32")
+    assert tuned.temperature == 2.0 and tuned.thresholds == tuple(thresholds.values())
+    (prediction,) = tuned.predict_inputs(IMAGES[:1])
+    np.testing.assert_allclose(prediction.probs, probs, atol=1e-6)
+    under = [label for label, p in zip(LABELS, probs, strict=True) if p < 0.5]
+    assert sorted(prediction.predicted()) == sorted(under)
+    # The pyfunc (its own code/deitkit) decides with them unless the request's threshold is set.
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    pyfunc = mlflow.pyfunc.load_model(str(copy))
+    frame = pyfunc.predict(pd.DataFrame({"image": IMAGES[:1]}))
+    assert sorted(frame["predicted"][0]) == sorted(under)
+    np.testing.assert_allclose(frame["probs"][0], probs, atol=1e-6)
+    overridden = pyfunc.predict(pd.DataFrame({"image": IMAGES[:1]}), params={"threshold": 0.5})
+    assert sorted(overridden["predicted"][0]) == sorted(set(LABELS) - set(under))
+
+
+def test_with_decisions_refuses_an_output_that_is_not_empty_or_inside(multilabel_package, tmp_path):
+    from deitkit.packaging import with_decisions
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"taken: already exists and is not empty; choose a new"):
+        with_decisions(multilabel_package, taken, temperature=2.0)
+    assert [p.name for p in taken.iterdir()] == ["keep.txt"]
+    with pytest.raises(ConfigError, match="lies inside the package"):
+        with_decisions(multilabel_package, multilabel_package / "copy", temperature=2.0)
+    with pytest.raises(ConfigError, match="nothing to set"):
+        with_decisions(multilabel_package, tmp_path / "x")
+    with pytest.raises(ConfigError, match=r"thresholds must name exactly .*missing \['red'\]"):
+        with_decisions(multilabel_package, tmp_path / "x", thresholds={"blue": 0.1, "green": 0.1})
+    with pytest.raises(ConfigError, match="not a packaged model"):
+        with_decisions(tmp_path, tmp_path / "x", temperature=2.0)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert with_decisions(multilabel_package, empty, temperature=3.0) == empty
+    assert load_packaged(empty).temperature == 3.0
+
+
+def test_with_decisions_leaves_nothing_when_it_fails_midway(
+    multilabel_package, tmp_path, monkeypatch
+):
+    import deitkit.packaging as packaging
+
+    def broken(folder):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(packaging, "_stage_code", broken)
+    before = tree_digest(multilabel_package)
+    with pytest.raises(OSError, match="disk full"):
+        packaging.with_decisions(multilabel_package, tmp_path / "tuned", temperature=2.0)
+    assert list(tmp_path.iterdir()) == []
+    assert tree_digest(multilabel_package) == before

@@ -185,3 +185,28 @@ def test_records_hold_the_top_five_as_the_pipeline_answers_and_follow_a_threshol
     assert format_response(cut, multilabel) == [
         {"0": {"label": "can", "score": 0.9}, "1": {"label": "milk_bottle", "score": 0.6}}
     ]
+
+
+# --- per-label thresholds: the ranked answers decide as `predicted` does ------------------------
+
+
+def tuned(probs) -> Prediction:
+    return Prediction(list(probs), list(LABELS), Task.MULTILABEL, 0.5, (0.95, 0.1, 0.7))
+
+
+def test_per_label_thresholds_cut_ranked_answers_as_predicted_chooses():
+    predictions = [tuned([0.9, 0.2, 0.6])]  # can 0.9 < 0.95; carton 0.2 >= 0.1; milk 0.6 < 0.7
+    ranked = format_response(ScoringRequest(["a"], Shape.RANKED), predictions)
+    assert ranked == [[{"label": "carton", "score": 0.2}]]
+    mlflow = format_response(ScoringRequest(["a"], Shape.MLFLOW), predictions)
+    assert mlflow["predictions"][0]["predicted"] == ["carton"]
+    records = ScoringRequest(["a"], Shape.RANKED, format="records")
+    assert format_response(records, predictions) == [{"0": {"label": "carton", "score": 0.2}}]
+    # The request's threshold decides every label instead.
+    cut = format_response(ScoringRequest(["a"], Shape.RANKED, threshold=0.5), predictions)
+    assert cut == [[{"label": "can", "score": 0.9}, {"label": "milk_bottle", "score": 0.6}]]
+    every = format_response(ScoringRequest(["a"], Shape.MLFLOW, threshold=0.0), predictions)
+    assert every["predictions"][0]["predicted"] == ["can", "milk_bottle", "carton"]
+    # The table form answers probabilities only, as before.
+    table = format_response(ScoringRequest(["a"], Shape.TABLE), predictions)
+    assert table == [{"probs": [0.9, 0.2, 0.6], "labels": LABELS}]

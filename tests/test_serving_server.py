@@ -614,3 +614,77 @@ def test_serve_refuses_an_unusable_mlflow_model_in_one_line(save, message, tmp_p
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(f"error: {model / 'MLmodel'}: ") and message in line
+
+
+# --- a package's per-label thresholds and temperature, served ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def tuned_model(tmp_path_factory) -> tuple[Path, dict[str, float], list[float], list[float]]:
+    """(package, thresholds, probs at T=2, probs at T=1) of a multilabel model whose
+    thresholds put every label of JPEG_A on the other side of 0.5, with temperature 2."""
+    from deitkit.inference import load_packaged
+    from deitkit.packaging import with_decisions
+
+    root = tmp_path_factory.mktemp("tuned")
+    checkpoint = save_tiny_checkpoint(root / "checkpoint", labels=LABELS, weight_std=0.3)
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["problem_type"] = "multi_label_classification"
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    base = package_model(checkpoint, root / "base")
+    plain = load_packaged(base, dtype="fp32")
+    probs = plain.with_decisions(temperature=2.0).predict_inputs([JPEG_A])[0].probs
+    thresholds = {
+        label: p - 0.01 if p < 0.5 else min(p + 0.01, 1.0)
+        for label, p in zip(LABELS, probs, strict=True)
+    }
+    tuned = with_decisions(base, root / "tuned", thresholds=thresholds, temperature=2.0)
+    return tuned, thresholds, probs, plain.predict_inputs([JPEG_A])[0].probs
+
+
+@pytest.fixture(scope="module")
+def tuned_server(tuned_model):
+    # Absolute paths: the test run's PYTHONPATH (src) must reach the workers wherever they run.
+    path = os.pathsep.join(
+        str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p
+    )
+    with LocalServer(tuned_model[0], env={**FP32, "PYTHONPATH": path}) as running:
+        yield running
+        assert running.process.poll() is None, running.output()
+
+
+def test_the_server_decides_with_the_packages_thresholds_and_temperature(tuned_model, tuned_server):
+    from deitkit.calibration import apply_temperature, logits_from_probs
+    from deitkit.inference import Prediction
+    from deitkit.tasks import Task
+
+    _, thresholds, probs, plain_probs = tuned_model
+    under = [label for label, p in zip(LABELS, probs, strict=True) if p < 0.5]
+    over = [label for label in LABELS if label not in under]
+    by_score = sorted(LABELS, key=lambda label: -probs[LABELS.index(label)])
+
+    answer = score(tuned_server, {"instances": [JPEG_A, JPEG_B]})
+    assert answer.status_code == 200, answer.text
+    rows = answer.json()["predictions"]
+    np.testing.assert_allclose(rows[0]["probs"], probs, atol=1e-5)
+    # The temperature is applied in the server: sigmoid(logits / 2), not the package's T=1 output.
+    logits = logits_from_probs(Task.MULTILABEL, [plain_probs])
+    np.testing.assert_allclose(
+        rows[0]["probs"], apply_temperature(Task.MULTILABEL, logits, 2.0)[0], atol=1e-5
+    )
+    assert not np.allclose(rows[0]["probs"], plain_probs, atol=1e-3)
+    assert rows[0]["predicted"] == [label for label in by_score if label in under]
+    for row in rows:
+        tuned = Prediction(row["probs"], LABELS, Task.MULTILABEL, 0.5, tuple(thresholds.values()))
+        assert row["predicted"] == tuned.predicted()
+
+    ranked = score(tuned_server, {"input_data": [JPEG_A]}).json()
+    assert [item["label"] for item in ranked[0]] == rows[0]["predicted"]
+
+    # The request's threshold decides every label instead.
+    body = {"instances": [JPEG_A], "params": {"threshold": 0.5}}
+    assert score(tuned_server, body).json()["predictions"][0]["predicted"] == [
+        label for label in by_score if label in over
+    ]
+    cut = score(tuned_server, {"input_data": [JPEG_A], "params": {"threshold": 0.5}}).json()
+    assert [item["label"] for item in cut[0]] == [label for label in by_score if label in over]

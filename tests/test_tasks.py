@@ -42,3 +42,18 @@ def test_parse_task_and_checks_name_the_bad_value():
     assert check_threshold(1) == 1.0 and check_top_k(3) == 3
     with pytest.raises(ConfigError, match=r"--threshold must be a number in \[0, 1\], got True"):
         check_threshold(True, name="--threshold")
+
+
+def test_multilabel_chooses_each_label_at_its_own_threshold():
+    per_label = {"milk": 0.8, "can": 0.5, "carton": 0.1}
+    assert Task.MULTILABEL.choose(RANKED, threshold=per_label) == ["can", "carton"]
+    # top_k keeps the most probable of the chosen, not the chosen among the top k.
+    assert Task.MULTILABEL.choose(RANKED, threshold=per_label, top_k=1) == ["can"]
+    assert Task.MULTICLASS.choose(RANKED, threshold=per_label) == ["milk"]
+
+
+def test_per_label_thresholds_are_checked_label_by_label():
+    with pytest.raises(ConfigError, match="name no threshold for the label 'carton'"):
+        Task.MULTILABEL.choose(RANKED, threshold={"milk": 0.5, "can": 0.5})
+    with pytest.raises(ConfigError, match=r"threshold of 'can' must be a number in \[0, 1\]"):
+        Task.MULTILABEL.choose(RANKED, threshold={"milk": 0.5, "can": 2, "carton": 0.5})

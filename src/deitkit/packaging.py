@@ -10,6 +10,7 @@ import logging
 import shutil
 import tempfile
 import uuid
+from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from PIL import Image
 import deitkit
 from deitkit.data.dataset import ImageDataset
 from deitkit.data.formats import read_dataset
+from deitkit.decisions import check_label_thresholds, check_temperature
 from deitkit.errors import ConfigError
 from deitkit.inference.checkpoint import (
     CONFIG_FILE,
@@ -68,6 +70,8 @@ def package_model(
     output: str | Path,
     *,
     threshold: float = 0.5,
+    thresholds: Mapping[str, float] | None = None,
+    temperature: float | None = None,
     overwrite: bool = False,
     validation: ImageDataset | str | Path | None = None,
 ) -> Path:
@@ -75,8 +79,9 @@ def package_model(
 
     The package holds the checkpoint's config.json, safetensors weights (converted from a
     pickled .bin when that is all there is) and preprocessor_config.json, a deitkit.json with
-    the labels, task and threshold, and a copy of the deitkit package (`code/deitkit`), so it
-    loads with nothing but the pinned requirements installed. Beside the weights go the ONNX
+    the labels, task and threshold (and the per-label thresholds and temperature, when given),
+    and a copy of the deitkit package (`code/deitkit`), so it loads with nothing but the pinned
+    requirements installed. Beside the weights go the ONNX
     export (`model.onnx`, checked against torch, and its dynamic-int8 copy `model.int8.onnx`)
     and engines.json, which says which engines may serve the model: judged on `validation`
     when it is given (`deitkit.engine_decision`), else fp32 and bf16 only. The output is
@@ -85,13 +90,17 @@ def package_model(
     Args:
         checkpoint: A Hugging Face image-classification checkpoint folder.
         output: Folder to create; it must not exist (or be empty) unless `overwrite`.
-        threshold: Default multilabel threshold (the `threshold` param's default).
+        threshold: Default multilabel threshold (the `threshold` param's default when there are
+            no per-label thresholds).
+        thresholds: Per-label multilabel thresholds, label → threshold, naming every label.
+        temperature: Divides the logits before the activation (calibration); None: 1.0.
         overwrite: Replace an existing `output`.
         validation: Labelled data to judge the reduced-precision engines on: a dataset, or
             any layout `deitkit data validate` reads; None: no int8 engine may serve.
 
     Raises:
-        ConfigError: the checkpoint is unusable, or `output` exists.
+        ConfigError: the checkpoint is unusable, `output` exists, or `thresholds` or
+            `temperature` is invalid for it.
         DataError: `validation` cannot be read or uses labels the checkpoint does not have.
     """
     import mlflow
@@ -100,6 +109,9 @@ def package_model(
     threshold = check_threshold(threshold, name="--threshold")
     if output.exists() and not overwrite and (output.is_file() or any(output.iterdir())):
         raise ConfigError(f"{output}: already exists; choose a new folder or pass --overwrite")
+    decisions = {}
+    if thresholds is not None or temperature is not None:
+        decisions = decisions_record(read_checkpoint(checkpoint), thresholds, temperature)
     if validation is not None and not isinstance(validation, ImageDataset):
         # Read first: a bad --validation fails before minutes of export and judging.
         validation = read_dataset(validation, task=read_checkpoint(checkpoint).task)
@@ -109,7 +121,12 @@ def package_model(
     with tempfile.TemporaryDirectory(prefix="deitkit-package-") as temp:
         folder = Path(temp) / CHECKPOINT_ARTIFACT
         info = stage_checkpoint(
-            checkpoint, folder, threshold=threshold, validation=validation, distilled=distilled
+            checkpoint,
+            folder,
+            threshold=threshold,
+            validation=validation,
+            distilled=distilled,
+            decisions=decisions,
         )
         try:
             mlflow.pyfunc.save_model(
@@ -117,7 +134,7 @@ def package_model(
                 python_model=str(PYFUNC_FILE),
                 artifacts={CHECKPOINT_ARTIFACT: str(folder)},
                 code_paths=[str(_stage_code(Path(temp) / "code"))],
-                signature=model_signature(threshold),
+                signature=model_signature(None if info.thresholds else threshold),
                 input_example=pd.DataFrame({INPUT_COLUMN: [example_image_base64()]}),
                 pip_requirements=pinned_requirements(),
                 metadata={
@@ -125,6 +142,7 @@ def package_model(
                     "num_labels": len(info.labels),
                     "deitkit_version": deitkit.__version__,
                     **distilled,
+                    **decisions,
                 },
             )
         except BaseException:
@@ -137,6 +155,93 @@ def package_model(
     staging.rename(output)
     log.info("packaged %s (%s, %d labels) as %s", checkpoint, info.task, len(info.labels), output)
     return output
+
+
+def decisions_record(
+    info: CheckpointInfo,
+    thresholds: Mapping[str, float] | None,
+    temperature: float | None,
+) -> dict:
+    """`{"thresholds": {label: t}, "temperature": T}` (the ones given), checked against the
+    model: what deitkit.json and the MLmodel metadata carry."""
+    record: dict = {}
+    if thresholds is not None:
+        checked = check_label_thresholds(thresholds, info.labels, info.task)
+        record["thresholds"] = dict(zip(info.labels, checked, strict=True))
+    if temperature is not None:
+        record["temperature"] = check_temperature(temperature)
+    return record
+
+
+def with_decisions(
+    package_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    thresholds: Mapping[str, float] | None = None,
+    temperature: float | None = None,
+) -> Path:
+    """Copy the deitkit package `package_dir` to `output_dir` with per-label thresholds or a
+    temperature set (None: kept as they are); return `output_dir`.
+
+    The source is only read: every file is copied (no links, which an edit of either copy
+    would change in both). The copy's deitkit.json and MLmodel metadata carry the values; the
+    `threshold` param's default becomes None where there are per-label thresholds (MLflow
+    passes the default when a request gives none); the copy gets a new model_uuid and this
+    deitkit's code (`code/deitkit`), which reads what it writes. It is built in a temporary
+    folder beside `output_dir` and renamed into place when complete.
+
+    Raises:
+        ConfigError: neither value is given, `package_dir` is not a deitkit package,
+            `output_dir` exists and is not an empty folder or lies inside `package_dir`, or a
+            value does not fit the model (thresholds naming other labels, or for a multiclass
+            model; a temperature not > 0).
+    """
+    from deitkit.inference.packaged import packaged_checkpoint
+
+    package_dir, output_dir = Path(package_dir), Path(output_dir)
+    if thresholds is None and temperature is None:
+        raise ConfigError(f"{package_dir}: nothing to set; give thresholds or a temperature")
+    checkpoint = packaged_checkpoint(package_dir)
+    decisions = decisions_record(read_checkpoint(checkpoint), thresholds, temperature)
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        raise ConfigError(f"{output_dir}: already exists and is not empty; choose a new folder")
+    source = package_dir.resolve()
+    if output_dir.resolve().is_relative_to(source):
+        raise ConfigError(f"{output_dir}: lies inside the package {package_dir}; choose another")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = output_dir.parent / f".{output_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        shutil.copytree(package_dir, staging)  # copies every file (copy2), following links
+        _set_decisions(staging, staging / checkpoint.relative_to(source), decisions)
+        if output_dir.is_dir():
+            output_dir.rmdir()  # empty, as checked
+        staging.rename(output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("copied %s to %s with %s", package_dir, output_dir, ", ".join(decisions))
+    return output_dir
+
+
+def _set_decisions(package: Path, checkpoint: Path, decisions: dict) -> None:
+    """Write `decisions` into the staged copy's deitkit.json and MLmodel; refresh its code."""
+    from mlflow.models import Model
+
+    from deitkit.inference.packaged import MLMODEL_FILE
+
+    path = checkpoint / DEITKIT_FILE
+    description = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    description.update(decisions, deitkit_version=deitkit.__version__)
+    path.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+    info = read_checkpoint(checkpoint)  # the copy reads back as the model with them
+    if (package / "code" / "deitkit").is_dir():  # not where Azure's model import flattened it
+        shutil.rmtree(package / "code" / "deitkit")
+        _stage_code(package / "code")
+    model = Model.load(str(package / MLMODEL_FILE))
+    model.metadata = {**(model.metadata or {}), **decisions, "deitkit_version": deitkit.__version__}
+    model.signature = model_signature(None if info.thresholds else info.threshold)
+    model.model_uuid = uuid.uuid4().hex
+    model.save(str(package / MLMODEL_FILE))
 
 
 def distillation_of(checkpoint: Path) -> dict:
@@ -159,10 +264,12 @@ def stage_checkpoint(
     threshold: float,
     validation: ImageDataset | None = None,
     distilled: dict | None = None,
+    decisions: dict | None = None,
 ) -> CheckpointInfo:
     """Copy what inference needs from `checkpoint` into `folder`, weights as safetensors.
 
-    `distilled` (`distillation_of(checkpoint)`, read by the caller) goes into deitkit.json.
+    `distilled` (`distillation_of(checkpoint)`, read by the caller) and `decisions`
+    (`decisions_record`: per-label thresholds, temperature) go into deitkit.json.
 
     Training state (optimizer, scheduler, training_args.bin, RNG) is left behind; the ONNX
     export and engines.json are added (see `package_model`).
@@ -199,6 +306,7 @@ def stage_checkpoint(
         "threshold": threshold,
         "deitkit_version": deitkit.__version__,
         **(distilled or {}),
+        **(decisions or {}),
     }
     (folder / DEITKIT_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
     # Loading the staged copy proves it complete: weights, preprocessing and labels agree.
@@ -218,8 +326,12 @@ def stage_checkpoint(
     return read_checkpoint(folder)
 
 
-def model_signature(threshold: float = 0.5):
-    """The package's MLflow signature: `image` strings in; probs, labels, predicted out."""
+def model_signature(threshold: float | None = 0.5):
+    """The package's MLflow signature: `image` strings in; probs, labels, predicted out.
+
+    `threshold` is the `threshold` param's default, which MLflow passes whenever a request
+    gives none: None for a package with per-label thresholds, so that they decide.
+    """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
     from mlflow.types.schema import Array

@@ -14,7 +14,9 @@ class DeitkitImageClassifier(PythonModel):
     """Scores a DataFrame column `image` of base64 strings with deitkit's Classifier.
 
     The output has one row per image: `probs` (label order), `labels` (the full label list) and
-    `predicted` (the labels `Prediction.predicted` picks with the `threshold` and `top_k` params).
+    `predicted` (the labels `Prediction.predicted` picks with the `threshold` and `top_k` params;
+    without a `threshold`, the package's per-label thresholds where deitkit.json has them). The
+    package's temperature (deitkit.json) scales the logits before `probs` are computed.
     """
 
     def load_context(self, context: PythonModelContext) -> None:

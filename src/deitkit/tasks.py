@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import TypeVar
 
@@ -39,23 +39,40 @@ class Task(StrEnum):
         self,
         ranked: Sequence[tuple[str, float]],
         *,
-        threshold: float,
+        threshold: float | Mapping[str, float],
         top_k: int | None = None,
     ) -> list[str]:
         """The predicted labels among (label, probability) pairs ranked best first.
 
         Multiclass: the `top_k` most probable labels (default 1, the argmax); `threshold` is not
-        used. Multilabel: every label with probability >= `threshold`, at most `top_k` of them
-        (default: no cap).
+        used. Multilabel: every label with probability >= its threshold (`threshold` for all,
+        or a label → threshold mapping naming every ranked label), the `top_k` most probable of
+        them (default: no cap).
 
         Raises:
-            ConfigError: `threshold` (multilabel) is not in [0, 1], or `top_k` is not >= 1.
+            ConfigError: a threshold (multilabel) is not in [0, 1] or a ranked label has none,
+                or `top_k` is not >= 1.
         """
         if self.is_multilabel:
-            threshold = check_threshold(threshold)
-            chosen = ranked if top_k is None else ranked[: check_top_k(top_k)]
-            return [label for label, prob in chosen if prob >= threshold]
+            limits = _limits(ranked, threshold)
+            chosen = [label for label, prob in ranked if prob >= limits[label]]
+            return chosen if top_k is None else chosen[: check_top_k(top_k)]
         return [label for label, _ in ranked[: 1 if top_k is None else check_top_k(top_k)]]
+
+
+def _limits(
+    ranked: Sequence[tuple[str, float]], threshold: float | Mapping[str, float]
+) -> dict[str, float]:
+    """Each ranked label's threshold, checked."""
+    if not isinstance(threshold, Mapping):
+        return dict.fromkeys((label for label, _ in ranked), check_threshold(threshold))
+    missing = [label for label, _ in ranked if label not in threshold]
+    if missing:
+        raise ConfigError(f"thresholds name no threshold for the label {missing[0]!r}")
+    return {
+        label: check_threshold(threshold[label], name=f"threshold of {label!r}")
+        for label, _ in ranked
+    }
 
 
 def parse_task(name: str | Task) -> Task:

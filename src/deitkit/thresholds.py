@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
 
 from deitkit.errors import ConfigError
 
@@ -51,6 +50,8 @@ def f1_at(probs: np.ndarray, truth: np.ndarray, threshold: float) -> float:
 
 
 def _best_threshold(probs: np.ndarray, truth: np.ndarray) -> float:
+    from sklearn.metrics import precision_recall_curve  # only here: serving never tunes
+
     if truth.sum() == 0:
         return DEFAULT_THRESHOLD
     precision, recall, candidates = precision_recall_curve(truth, probs)

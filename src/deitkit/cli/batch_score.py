@@ -42,7 +42,8 @@ from deitkit.cli.options import model_option
     "--threshold",
     type=click.FloatRange(0.0, 1.0),
     default=None,
-    help="Multilabel threshold of `predicted` (default: the model's).",
+    help="Multilabel threshold of `predicted` for every label (default: the model's, per label "
+    "where it has them).",
 )
 def batch_score(
     model_path: Path,

@@ -24,14 +24,16 @@ if TYPE_CHECKING:
     "--threshold",
     type=click.FloatRange(0.0, 1.0),
     default=None,
-    help="Multilabel threshold (default: the model's).",
+    help="Multilabel threshold for every label (default: the model's, per label where it has "
+    "them).",
 )
 def predict(
     model_path: Path, images: tuple[Path, ...], top_k: int, threshold: float | None
 ) -> None:
     """Print each image's most probable labels; exit 1 if any image cannot be read.
 
-    For multilabel models, `*` marks the labels at or over the threshold (the predicted ones).
+    For multilabel models, `*` marks the labels at or over the threshold (the predicted ones):
+    --threshold for every label, else the model's per-label thresholds, else its threshold.
     """
     from deitkit.inference import load_classifier
     from deitkit.inference.scoring import Item, score_batches
@@ -39,7 +41,10 @@ def predict(
     classifier = load_classifier(model_path, threshold=threshold)
     multilabel = classifier.task.is_multilabel
     width = max(len("image"), *(len(str(path)) for path in images))
-    marker = f" (* = at or over {classifier.threshold:g})" if multilabel else ""
+    marker = ""
+    if multilabel:
+        at = "each label's own threshold" if classifier.thresholds else f"{classifier.threshold:g}"
+        marker = f" (* = at or over {at})"
     click.echo(f"{'image':<{width}}  top {top_k}{marker}")
     failed = 0
     # Rows appear a batch at a time, as they are scored.

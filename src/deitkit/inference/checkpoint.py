@@ -1,4 +1,4 @@
-"""What an inference checkpoint folder holds: labels, task and threshold, checked on reading."""
+"""What an inference checkpoint folder holds: labels, task and decisions, checked on reading."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from pathlib import Path
 
 from transformers import AutoConfig, PretrainedConfig
 
+from deitkit.decisions import DEFAULT_TEMPERATURE, check_label_thresholds, check_temperature
 from deitkit.errors import ConfigError
 from deitkit.tasks import Task, check_threshold, parse_task
 
 CONFIG_FILE = "config.json"
-DEITKIT_FILE = "deitkit.json"  # labels, task and threshold, written beside a packaged checkpoint
+# labels, task, threshold(s) and temperature, written beside a packaged checkpoint
+DEITKIT_FILE = "deitkit.json"
 SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"  # sharded weights
 DEFAULT_THRESHOLD = 0.5
@@ -26,12 +28,21 @@ _PROBLEM_TYPES = {
 
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """The label list (id2label order), the task and the default multilabel threshold."""
+    """The label list (id2label order), the task, and how decisions are made from the logits.
+
+    Attributes:
+        threshold: The default multilabel threshold, for every label without its own.
+        thresholds: Per-label multilabel thresholds in label order (deitkit.json's
+            `thresholds`), or None.
+        temperature: Logits are divided by it before the activation (1.0: unchanged).
+    """
 
     config: PretrainedConfig
     labels: tuple[str, ...]
     task: Task
     threshold: float
+    thresholds: tuple[float, ...] | None = None
+    temperature: float = DEFAULT_TEMPERATURE
 
 
 def has_safetensors(folder: Path) -> bool:
@@ -70,6 +81,7 @@ def read_checkpoint(folder: str | Path) -> CheckpointInfo:
             f"expected one of: {', '.join(str(p) for p in _PROBLEM_TYPES if p)}"
         )
     task, threshold = _PROBLEM_TYPES[problem_type], DEFAULT_THRESHOLD
+    thresholds, temperature = None, DEFAULT_TEMPERATURE
     extra = _read_deitkit_file(folder / DEITKIT_FILE)
     if extra is not None:
         source = folder / DEITKIT_FILE
@@ -91,7 +103,22 @@ def read_checkpoint(folder: str | Path) -> CheckpointInfo:
             task = declared
         if "threshold" in extra:
             threshold = check_threshold(extra["threshold"], name=f"{source}: threshold")
-    return CheckpointInfo(config, labels, task, threshold)
+        if extra.get("thresholds") is not None:
+            thresholds = _label_thresholds(extra["thresholds"], labels, task, source)
+        if extra.get("temperature") is not None:
+            temperature = check_temperature(extra["temperature"], name=f"{source}: temperature")
+    return CheckpointInfo(config, labels, task, threshold, thresholds, temperature)
+
+
+def _label_thresholds(
+    value: object, labels: tuple[str, ...], task: Task, source: Path
+) -> tuple[float, ...]:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{source}: thresholds must be a JSON object of label -> number in [0, 1], "
+            f"got {type(value).__name__}"
+        )
+    return check_label_thresholds(value, labels, task, name=f"{source}: thresholds")
 
 
 def _read_deitkit_file(path: Path) -> dict | None:

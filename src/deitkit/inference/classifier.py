@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageClassification, PreTrainedModel
 
+from deitkit.decisions import DEFAULT_TEMPERATURE, check_label_thresholds, check_temperature
 from deitkit.errors import ConfigError, ImageError
 from deitkit.images import ImageLimits, PixelBudget, limits_from_env, load_image
 from deitkit.inference.checkpoint import has_safetensors, read_checkpoint
@@ -45,6 +47,15 @@ MAX_BATCH_SIZE = 32
 # one request at a time, and what keeps DeiT-base's start-up short (docs/serving.md).
 TIMING_BATCH = 1
 
+Thresholds = Mapping[str, float] | Iterable[float]  # label → threshold, or one per label
+
+
+class _Keep(Enum):
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP  # `with_decisions`: leave this one as it is
+
 
 class Classifier:
     """A checkpoint loaded once for inference: preprocessing, model, engine, labels and task.
@@ -55,7 +66,10 @@ class Classifier:
     Attributes:
         labels: The label list, in the model's output order.
         task: Multiclass (softmax) or multilabel (sigmoid).
-        threshold: Default multilabel threshold of the predictions.
+        threshold: Default multilabel threshold of the predictions (every label without its
+            own).
+        thresholds: Per-label multilabel thresholds in label order, or None.
+        temperature: The logits are divided by it before the activation (1.0: not at all).
         model: The fp32 torch model.
         engine: What turns pixels into logits (`deitkit.inference.engines`): the model itself
             in fp32 or bf16, a torchao int8 copy, or the package's ONNX export in ONNX Runtime.
@@ -75,6 +89,8 @@ class Classifier:
         labels: Sequence[str],
         task: Task,
         threshold: float,
+        thresholds: Thresholds | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
         engine: Engine | None = None,
         engine_choice: EngineChoice | None = None,
         max_batch_size: int = MAX_BATCH_SIZE,
@@ -94,6 +110,10 @@ class Classifier:
         self.labels = list(labels)
         self.task = task
         self.threshold = check_threshold(threshold)
+        self.thresholds = (
+            None if thresholds is None else check_label_thresholds(thresholds, self.labels, task)
+        )
+        self.temperature = check_temperature(temperature)
         self.max_batch_size = max_batch_size
         self.limits = limits if limits is not None else limits_from_env()
         self.fetch_url = fetch_url
@@ -108,6 +128,8 @@ class Classifier:
         engine: str | None = None,
         dtype: str | None = None,
         threshold: float | None = None,
+        thresholds: Thresholds | None = None,
+        temperature: float | None = None,
         max_batch_size: int = MAX_BATCH_SIZE,
         limits: ImageLimits | None = None,
         fetch_url: FetchUrl | None = None,
@@ -128,7 +150,13 @@ class Classifier:
             engine: `auto`, `torch` or `onnx`; None: `$DEITKIT_INFERENCE_ENGINE`, else `auto`.
             dtype: `auto`, `fp32`, `bf16` or `int8` (`float32` and `bfloat16` are accepted
                 too); None: `$DEITKIT_INFERENCE_DTYPE`, else `auto`.
-            threshold: Default multilabel threshold; None: deitkit.json's, else 0.5.
+            threshold: Multilabel threshold for every label: it replaces deitkit.json's
+                per-label thresholds unless `thresholds` is given too; None: deitkit.json's
+                threshold (else 0.5) and per-label thresholds.
+            thresholds: Per-label multilabel thresholds (label → threshold, or one per label
+                in label order); None: deitkit.json's (unless `threshold` is given).
+            temperature: Divides the logits before the activation; None: deitkit.json's,
+                else 1.0.
             max_batch_size: Most images per forward pass.
             limits: Image limits; None: `deitkit.images.limits_from_env()`.
             fetch_url: Downloads URL inputs; None refuses them.
@@ -175,6 +203,10 @@ class Classifier:
             labels=info.labels,
             task=info.task,
             threshold=info.threshold if threshold is None else threshold,
+            thresholds=thresholds
+            if thresholds is not None or threshold is not None
+            else info.thresholds,
+            temperature=info.temperature if temperature is None else temperature,
             engine=chosen,
             engine_choice=choice,
             max_batch_size=max_batch_size,
@@ -199,9 +231,50 @@ class Classifier:
         other.engine_choice = choice or EngineChoice(engine.name, "given")
         return other
 
+    def with_decisions(
+        self,
+        *,
+        thresholds: Thresholds | _Keep | None = KEEP,
+        temperature: float | _Keep = KEEP,
+    ) -> Classifier:
+        """This classifier deciding with other per-label thresholds (None: none) or another
+        temperature; what is not given is kept, and the model and engine are shared.
+
+        Raises:
+            ConfigError: the thresholds do not fit the labels and task, or the temperature is
+                not > 0.
+        """
+        other = copy.copy(self)
+        if thresholds is not KEEP:
+            other.thresholds = (
+                None
+                if thresholds is None
+                else check_label_thresholds(thresholds, self.labels, self.task)
+            )
+        if temperature is not KEEP:
+            other.temperature = check_temperature(temperature)
+        return other
+
+    def label_thresholds(self, threshold: float | None = None) -> tuple[float, ...]:
+        """The threshold each label is decided at (multilabel), in label order, as `predicted`
+        decides: `threshold` for every label when given, else the per-label thresholds, else
+        the default threshold."""
+        if threshold is None and self.thresholds is not None:
+            return self.thresholds
+        return (check_threshold(self.threshold if threshold is None else threshold),) * len(
+            self.labels
+        )
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Probabilities (N, C) float32 on the CPU for normalised pixels (N, 3, H, W)."""
-        return self.task.activate(self.engine(pixels))
+        """Probabilities (N, C) float32 on the CPU for normalised pixels (N, 3, H, W).
+
+        The logits are divided by `temperature` first, unless it is 1.0 (outputs then stay
+        bit-identical to an uncalibrated model's).
+        """
+        logits = self.engine(pixels)
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        return self.task.activate(logits)
 
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Probabilities (N, C) float32, in label order, for RGB images.
@@ -231,7 +304,13 @@ class Classifier:
     def predictions(self, probs: np.ndarray) -> list[Prediction]:
         """Wrap rows of probabilities (from `predict_images`) as Predictions."""
         return [
-            Prediction([float(p) for p in row], list(self.labels), self.task, self.threshold)
+            Prediction(
+                [float(p) for p in row],
+                list(self.labels),
+                self.task,
+                self.threshold,
+                self.thresholds,
+            )
             for row in probs
         ]
 

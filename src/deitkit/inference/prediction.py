@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deitkit.errors import ConfigError
 from deitkit.tasks import Task, check_top_k
 
 
@@ -16,13 +17,23 @@ class Prediction:
             1; sigmoid for multilabel, each in [0, 1] on its own).
         labels: The full label list (the checkpoint's id2label order).
         task: Picks how `predicted` chooses labels.
-        threshold: The default threshold of `predicted` for multilabel models.
+        threshold: The default threshold of `predicted` for multilabel models without
+            per-label thresholds.
+        thresholds: The model's per-label thresholds (multilabel), in label order, or None.
     """
 
     probs: list[float]
     labels: list[str]
     task: Task
     threshold: float = 0.5
+    thresholds: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.thresholds is not None and len(self.thresholds) != len(self.labels):
+            raise ConfigError(
+                f"a prediction needs one threshold per label ({len(self.labels)}), "
+                f"got {len(self.thresholds)}"
+            )
 
     def top_k(self, k: int | None = None) -> list[tuple[str, float]]:
         """The `k` most probable (label, probability) pairs, best first; None: all of them.
@@ -37,8 +48,13 @@ class Prediction:
         """The labels the model predicts, best first, as its task chooses them (`Task.choose`).
 
         Multiclass: the `top_k` most probable (default 1). Multilabel: those at or over
-        `threshold` (default: the model's), at most `top_k` of them (default: no cap).
+        `threshold` when given (every label), else each at or over its own threshold (the
+        model's per-label thresholds, else its default threshold); the `top_k` most probable
+        of them (default: no cap).
         """
+        if threshold is None and self.thresholds is not None:
+            per_label = dict(zip(self.labels, self.thresholds, strict=True))
+            return self.task.choose(self.top_k(), threshold=per_label, top_k=top_k)
         threshold = self.threshold if threshold is None else threshold
         return self.task.choose(self.top_k(), threshold=threshold, top_k=top_k)
 

@@ -1,5 +1,7 @@
 """What an evaluation report shows: the numbers and images `deitkit.report` renders."""
 
+# ThresholdTuning and Calibration live in deitkit.decisions (light to import, for the scorers).
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -9,37 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from deitkit.decisions import Calibration, ThresholdTuning
 from deitkit.tasks import Task
-
-
-@dataclass(frozen=True)
-class ThresholdTuning:
-    """Multilabel thresholds chosen per label on the evaluated data (`--tune-thresholds`).
-
-    Attributes:
-        before: The thresholds the model had, per label (label order).
-        after: The tuned thresholds, per label.
-        f1_before: Each label's F1 at `before`.
-        f1_after: Each label's F1 at `after`.
-    """
-
-    before: tuple[float, ...]
-    after: tuple[float, ...]
-    f1_before: tuple[float, ...]
-    f1_after: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Temperature scaling fitted on the evaluated data (`--calibrate`).
-
-    Attributes:
-        temperature: The fitted temperature (probabilities are activation(logits / T)).
-        probs_before: (N, C) probabilities before scaling (`ReportData.probs` are after).
-    """
-
-    temperature: float
-    probs_before: np.ndarray
 
 
 @dataclass(frozen=True)

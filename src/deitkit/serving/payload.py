@@ -104,7 +104,8 @@ def format_response(request: ScoringRequest, predictions: Sequence[Prediction]) 
     """The JSON-ready answer for `predictions` (one per image) in the request's shape.
 
     `params` change only the labels chosen: the ranked lists (`top_k` cuts them; `threshold`,
-    for multilabel models, drops the labels under it) and MLflow's `predicted`. `probs` and
+    for multilabel models, drops the labels under it, as the model's per-label thresholds do
+    when it has them and the request gives none) and MLflow's `predicted`. `probs` and
     `labels` are always complete and in label order. `format: records` answers every image with
     `{"0": {"label", "score"}, "1": ...}`, best first (top 5 unless `top_k`), in a list, or in
     `{"predictions": [...]}` for MLflow's forms, as Azure's and MLflow's servers answer for a
@@ -134,10 +135,15 @@ def format_response(request: ScoringRequest, predictions: Sequence[Prediction]) 
 def _ranked(
     prediction: Prediction, *, top_k: int | None, threshold: float | None
 ) -> list[dict[str, Any]]:
-    ranked = prediction.top_k(top_k)
-    if prediction.task.is_multilabel and threshold is not None:
-        ranked = [(label, score) for label, score in ranked if score >= threshold]
-    return [{"label": label, "score": score} for label, score in ranked]
+    """All labels best first (`top_k` of them); for a multilabel model deciding by a threshold
+    (the request's, or else its own per-label ones) only the labels `predicted` chooses."""
+    if prediction.task.is_multilabel and (
+        threshold is not None or prediction.thresholds is not None
+    ):
+        scores = dict(zip(prediction.labels, prediction.probs, strict=True))
+        chosen = prediction.predicted(threshold=threshold, top_k=top_k)
+        return [{"label": label, "score": scores[label]} for label in chosen]
+    return [{"label": label, "score": score} for label, score in prediction.top_k(top_k)]
 
 
 def _record(prediction: Prediction, request: ScoringRequest) -> dict[str, dict[str, Any]]:
