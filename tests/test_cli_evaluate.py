@@ -52,7 +52,7 @@ def test_evaluate_prints_the_primary_metric_and_writes_the_folder(
 
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics) == list(METRIC_NAMES[Task.MULTICLASS])
+    assert list(metrics) == [*METRIC_NAMES[Task.MULTICLASS], "expected_calibration_error"]
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["task", "image-classification", "(3"]
     assert lines[1].split() == ["images", "24", "scored"]
@@ -65,7 +65,8 @@ def test_evaluate_prints_the_primary_metric_and_writes_the_folder(
     assert lines[3].split() == ["accuracy", f"{metrics['accuracy']:.4f}", "(primary", "metric)"]
     assert any(line.split()[:2] == ["log_loss", f"{metrics['log_loss']:.4f}"] for line in lines)
     assert (out / "artifacts_metadata.json").is_file()
-    assert "8 artifacts" in lines[-1]
+    assert any(line.startswith("output") and "8 artifacts" in line for line in lines)
+    assert any(line.split() == ["report", str(out / "report.html")] for line in lines)
 
 
 def test_multilabel_summary_shows_iou_and_the_threshold(
@@ -77,15 +78,15 @@ def test_multilabel_summary_shows_iou_and_the_threshold(
         "--data",
         colour_multilabel,
         "--output",
-        tmp_path,
+        tmp_path / "e",
         "--threshold",
         "0.3",
     )
 
     assert result.exit_code == 0, result.output
     assert "(3 labels, threshold 0.3)" in result.stdout.splitlines()[0]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert list(metrics) == list(METRIC_NAMES[Task.MULTILABEL])
+    metrics = json.loads((tmp_path / "e/metrics.json").read_text())
+    assert list(metrics) == [*METRIC_NAMES[Task.MULTILABEL], "expected_calibration_error"]
     assert f"iou                    {metrics['iou']:.4f}  (primary metric)" in result.stdout
 
 
@@ -177,9 +178,10 @@ def test_the_catalog_model_evaluates_with_its_labels(colour_folders, tmp_path):
     result = run("--model", catalog, "--data", colour_folders, "--output", out)
 
     assert result.exit_code == 0, result.output
-    assert list(json.loads((out / "metrics.json").read_text())) == list(
-        METRIC_NAMES[Task.MULTICLASS]
-    )
+    assert list(json.loads((out / "metrics.json").read_text())) == [
+        *METRIC_NAMES[Task.MULTICLASS],
+        "expected_calibration_error",
+    ]
     assert result.stdout.splitlines()[1].split() == ["images", "24", "scored"]
     per_class = (out / "artifacts" / "per_class.csv").read_text()
     assert all(label in per_class for label in LABELS)

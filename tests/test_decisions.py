@@ -105,10 +105,12 @@ def test_thresholds_tuned_on_the_digits_raise_f1_and_the_server_uses_them(tmp_pa
         base64.b64encode((tmp_path / "val" / predictions["file_name"][i]).read_bytes()).decode()
         for i in chosen
     ]
-    body = {"input_data": {"columns": ["image"], "index": list(range(len(images))), "data": images}}
+    # MLflow's split form: its answer carries `predicted` beside probs and labels.
+    body = {"dataframe_split": {"columns": ["image"], "data": [[image] for image in images]}}
     with LocalServer(package) as server:
-        tuned_answer = post_json(server.url + "/score", body)
-        half_answer = post_json(server.url + "/score", {**body, "params": {"threshold": 0.5}})
+        tuned_answer = post_json(server.url + "/score", body)["predictions"]
+        half = {**body, "params": {"threshold": 0.5}}
+        half_answer = post_json(server.url + "/score", half)["predictions"]
     for row, answer, half in zip(chosen, tuned_answer, half_answer, strict=True):
         served = np.array(answer["probs"])
         assert set(answer["predicted"]) == {

@@ -71,7 +71,9 @@ def test_metrics_json_has_azure_names_and_the_direct_values(
     result = evaluate(classifier, data, tmp_path / "out", threshold=0.4)
 
     written = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert list(written) == list(METRIC_NAMES[classifier.task])
+    # Azure's names, then the calibration error (and top-5 accuracy past 5 labels, below).
+    assert list(written) == [*METRIC_NAMES[classifier.task], "expected_calibration_error"]
+    del written["expected_calibration_error"]
     assert_same(written, direct_metrics(classifier, data, threshold=0.4))
     assert result.n_scored == 24 and result.unreadable == ()
     assert result.primary_metric == ("iou" if task == "multilabel" else "accuracy")
@@ -102,13 +104,14 @@ def test_artifacts_exist_are_listed_and_load_with_mlflow(
     assert loaded.metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
     per_class = pd.read_csv(out / "artifacts" / "per_class.csv")
     assert list(per_class["label"]) == LABELS
-    assert list(per_class.columns) == ["label", "support", "predicted", "precision", "recall", "f1"]
+    columns = ["label", "support", "predicted", "precision", "recall", "f1"]
+    assert list(per_class.columns) == columns + (["threshold"] if task == "multilabel" else [])
 
 
 def test_confusion_matrix_json_is_azure_shaped_and_matches(multiclass, colour_folders, tmp_path):
-    evaluate(multiclass, colour_folders, tmp_path)
-    artifact = json.loads((tmp_path / "artifacts" / "confusion_matrix.json").read_text())
-    predictions = pd.read_csv(tmp_path / "artifacts" / "predictions.csv")
+    evaluate(multiclass, colour_folders, tmp_path / "out")
+    artifact = json.loads((tmp_path / "out/artifacts/confusion_matrix.json").read_text())
+    predictions = pd.read_csv(tmp_path / "out/artifacts/predictions.csv")
 
     assert artifact["schema_type"] == "confusion_matrix"
     assert artifact["data"]["class_labels"] == LABELS
@@ -188,12 +191,12 @@ def test_unreadable_images_are_left_out_and_listed(multiclass, colour_folders, t
     whole = (colour_folders / "red" / "0.png").read_bytes()
     (colour_folders / "red" / "broken.png").write_bytes(whole[: len(whole) // 2])
 
-    result = evaluate(multiclass, colour_folders, tmp_path)
+    result = evaluate(multiclass, colour_folders, tmp_path / "out")
 
     assert result.n_scored == 24
     ((path, reason),) = result.unreadable
     assert path.endswith("broken.png") and "corrupt" in reason
-    summary = json.loads((tmp_path / "artifacts" / "evaluation_summary.json").read_text())
+    summary = json.loads((tmp_path / "out/artifacts/evaluation_summary.json").read_text())
     assert summary["n_images"] == 25 and summary["n_scored"] == 24
     assert summary["unreadable"][0]["path"] == path
 
