@@ -20,7 +20,7 @@ UV := $(VENV)/uv/bin/uv
 UV_PIP = $(UV) pip install --quiet --python $(BIN)/python --index-strategy unsafe-best-match
 UV_INSTALL = $(UV_PIP) $$($(BIN)/python tools/pip_index_args.py)
 
-.PHONY: setup quickstart test lint bench clean
+.PHONY: setup quickstart test lint bench clean browser
 
 setup: $(STAMP)
 
@@ -50,7 +50,17 @@ endif
 quickstart: setup
 	$(BIN)/deitkit quickstart
 
-test: setup
+# The evaluation report's browser test drives the OS's Chromium (playwright never downloads
+# one here). Installed when missing and the machine lets us (root with apt-get); otherwise the
+# test is skipped and says how to install it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	  && echo "installed chromium for the report's browser test"; } || \
+	echo "no chromium: the report's browser test will be skipped (apt-get install chromium)"
+
+test: setup browser
 	# Two or more workers (at most 4: each runs torch, servers and training ranks of its own),
 	# tests handed out one by one as workers free up; a single file runs faster without -n.
 	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist worksteal --durations=30

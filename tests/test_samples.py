@@ -438,7 +438,11 @@ def test_notebook_runs_locally(name, tmp_path, packaged_model, tiny_zips):
         assert "'probs': [" in text and "'labels': [" in text
     if name in FINETUNES:
         assert (work / "evaluation" / "artifacts" / "confusion_matrix.png").is_file()
-        assert "image/png" in text  # the confusion matrix is shown
+        assert (work / "evaluation" / "report.html").is_file()
+        # The report's key sections, inline: figures as data: URIs inside the HTML shown.
+        assert '<section id=\\"confusion\\">' in text and "data:image/png;base64" in text
+        if "multilabel" in name:
+            assert '<section id=\\"thresholds\\">' in text
 
 
 @pytest.mark.parametrize("name", NAMES)
