@@ -355,6 +355,7 @@ def test_multiclass_pipeline_with_every_optional_input_on_two_processes(
         "distillation": "soft",
         "distillation_alpha": "0.3",
         "distillation_tau": "2.0",
+        "calibrate": "true",  # a temperature fitted on the validation set and packaged
     }
     declared = load_spec(spec).entity.inputs
     assert {name for name, decl in declared.items() if decl.optional} <= set(inputs)
@@ -381,7 +382,10 @@ def test_multiclass_pipeline_with_every_optional_input_on_two_processes(
         finetuned.outputs["mlflow_model_folder"] / "MLmodel"
     ).read_bytes()
     package = run.outputs["mlflow_model_folder"] / "artifacts" / "checkpoint" / "deitkit.json"
-    assert json.loads(package.read_text())["distillation"]["distilled_from"] == teachers[1]
+    written = json.loads(package.read_text())
+    assert written["distillation"]["distilled_from"] == teachers[1]
+    assert "--calibrate True" in command and written["temperature"] > 0
+    assert written["temperature"] != 1.0  # fitted on the validation set, then packaged
     # max_steps 2 and save_steps 1: two checkpoints, in each DeepSpeed's ZeRO-1 optimizer
     # state split over the two ranks (one shard per process).
     checkpoints = run.outputs["pytorch_model_folder"] / "checkpoints"

@@ -33,7 +33,9 @@ NOT_INPUTS = {
 SET_BY_PIPELINE = {"task": "each pipeline is for one task; its task_name is a literal"}
 # Fields a pipeline deliberately does not offer, each with the reason.
 NOT_OFFERED = {
-    Task.MULTICLASS: {},
+    Task.MULTICLASS: {
+        "tune_thresholds": "a multiclass model takes its most probable label (finetune refuses it)",
+    },
     Task.MULTILABEL: {
         "label_smoothing": "multilabel trains with label smoothing 0 (resolve refuses more)",
     },

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from deitkit.data.dataset import ImageDataset
-from deitkit.evaluation import check_known_labels, targets
+from deitkit.data.targets import check_known_labels, targets
 from deitkit.inference import Classifier
 from deitkit.inference.engines import (
     ENGINES,

@@ -25,14 +25,15 @@ from deitkit import plots
 from deitkit.calibration import reliability
 from deitkit.data.dataset import Example, ImageDataset
 from deitkit.data.formats import read_dataset
-from deitkit.decisions import Decisions, check_tuning, decide
+from deitkit.data.targets import check_known_labels, targets
 from deitkit.errors import DataError
 from deitkit.inference import Classifier
+from deitkit.inference.checkpoint import HISTORY_FILE
 from deitkit.inference.scoring import Item, score_batches
 from deitkit.metrics import compute_metrics, confusion, per_class_table, top_k_accuracy
-from deitkit.packaging import HISTORY_FILE, with_decisions
 from deitkit.report import ReportData, write_report
 from deitkit.tasks import Task, check_threshold
+from deitkit.tuning import Decisions, check_tuning, decide
 from deitkit.workdir import staged_output
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,8 @@ def evaluate(
         )
         model = None
         if package is not None and decisions.changed:
+            from deitkit.packaging import with_decisions  # packaging judges with evaluation's code
+
             with_decisions(
                 package,
                 staging / MODEL_DIR,
@@ -217,37 +220,6 @@ def evaluate(
     return dataclasses.replace(
         evaluation, artifacts=tuple(names), report=output / REPORT_FILE, model=model
     )
-
-
-def check_known_labels(dataset: ImageDataset, labels: Sequence[str]) -> None:
-    """Raise DataError if the data uses a label the model does not have, naming a file."""
-    known = set(labels)
-    unknown: dict[str, Example] = {}
-    for example in dataset.examples:
-        for label in example.labels:
-            if label not in known:
-                unknown.setdefault(label, example)
-    if not unknown:
-        return
-    label, example = next(iter(unknown.items()))
-    shown = ", ".join(labels[:20]) + (f", ... ({len(labels)} in all)" if len(labels) > 20 else "")
-    others = sorted(set(unknown) - {label})
-    more = f"; other unknown labels: {', '.join(map(repr, others))}" if others else ""
-    raise DataError(
-        f"label {label!r} (from {example.origin}) is not one of the model's labels ({shown}){more}",
-        path=example.path,
-    )
-
-
-def targets(examples: Sequence[Example], labels: Sequence[str], task: Task) -> np.ndarray:
-    """Class ids (N,) for multiclass, or an (N, C) 0/1 indicator for multilabel."""
-    index = {label: i for i, label in enumerate(labels)}
-    if task.is_multilabel:
-        indicator = np.zeros((len(examples), len(labels)), dtype=np.int8)
-        for row, example in enumerate(examples):
-            indicator[row, [index[label] for label in example.labels]] = 1
-        return indicator
-    return np.array([index[example.labels[0]] for example in examples], dtype=np.int64)
 
 
 def accuracy_table(probs: np.ndarray, true_bin: np.ndarray, labels: Sequence[str]) -> dict:

@@ -26,6 +26,7 @@ from deitkit.errors import ConfigError
 from deitkit.inference.checkpoint import (
     CONFIG_FILE,
     DEITKIT_FILE,
+    HISTORY_FILE,
     SAFETENSORS_FILE,
     SAFETENSORS_INDEX,
     CheckpointInfo,
@@ -60,8 +61,6 @@ RUNTIME_REQUIREMENTS = (
 # simply not offered). torchao, torch-int8's, is left to the host: deitkit imports it only
 # where it is installed, and it is not worth installing where torch's int8 kernels are slow.
 OPTIONAL_REQUIREMENTS = ("onnxruntime",)
-# The Trainer's log_history, which `deitkit finetune` writes beside the model it saved.
-HISTORY_FILE = "training_history.json"
 OPTIONAL_IMPORTS = ("onnxruntime", "torchao")
 
 

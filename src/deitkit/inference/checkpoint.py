@@ -14,6 +14,9 @@ from deitkit.tasks import Task, check_threshold, parse_task
 
 CONFIG_FILE = "config.json"
 # labels, task, threshold(s) and temperature, written beside a packaged checkpoint
+# The Trainer's log_history, which `deitkit finetune` writes beside the model and the package
+# carries, for the evaluation report's training curves.
+HISTORY_FILE = "training_history.json"
 DEITKIT_FILE = "deitkit.json"
 SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"  # sharded weights

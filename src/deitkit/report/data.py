@@ -1,6 +1,6 @@
 """What an evaluation report shows: the numbers and images `deitkit.report` renders."""
 
-# ThresholdTuning and Calibration live in deitkit.decisions (light to import, for the scorers).
+# ThresholdTuning and Calibration live in deitkit.tuning, which makes them.
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from deitkit.decisions import Calibration, ThresholdTuning
 from deitkit.tasks import Task
+from deitkit.tuning import Calibration, ThresholdTuning
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deitkit.decisions import check_tuning
 from deitkit.errors import ConfigError
 from deitkit.precision import AUTO, BF16, FP16, FP32
 from deitkit.tasks import Task, parse_task
+from deitkit.tuning import check_tuning
 from deitkit.workdir import write_text_atomically
 
 # deitkit.models.SCRATCH_PREFIX, not imported: models pulls in transformers, and `deitkit --help`

@@ -18,9 +18,10 @@ from transformers.trainer_callback import ProgressCallback
 from deitkit.data.dataset import ImageDataset
 from deitkit.data.validate import check_compatible, validate_dataset
 from deitkit.errors import ConfigError, DataError
+from deitkit.inference.checkpoint import HISTORY_FILE
 from deitkit.metrics import compute_metrics
 from deitkit.models import has_distillation_token, load_model, model_transform
-from deitkit.packaging import DISTILLATION_FILE, HISTORY_FILE, package_model
+from deitkit.packaging import DISTILLATION_FILE, package_model
 from deitkit.precision import Precision
 from deitkit.tasks import Task
 from deitkit.training.accelerator import Accelerator, resolve_accelerator

@@ -12,7 +12,6 @@ from helpers import save_tiny_checkpoint
 
 from deitkit.calibration import reliability
 from deitkit.data.digits import write_digits_multilabel
-from deitkit.decisions import decide
 from deitkit.errors import ConfigError
 from deitkit.evaluation import evaluate
 from deitkit.inference import load_packaged
@@ -22,6 +21,7 @@ from deitkit.tasks import Task
 from deitkit.thresholds import f1_at, tune_thresholds
 from deitkit.training.config import FinetuneConfig
 from deitkit.training.run import finetune
+from deitkit.tuning import decide
 
 pytestmark = pytest.mark.usefixtures("shared_mlflow_store")
 DIGITS = [str(d) for d in range(10)]
