@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+from deitkit.cache import cache_dir
 from deitkit.data.archive import extract_zip
 from deitkit.data.dataset import Example, ImageDataset
 from deitkit.data.files import not_a_file
@@ -47,10 +48,11 @@ def copy_images(
     data_dir = out / name
     data_dir.mkdir(parents=True)
     examples = []
-    root = Path(os.path.realpath(dataset.root))
+    root, cache = Path(os.path.realpath(dataset.root)), Path(os.path.realpath(cache_dir()))
     for example in dataset.examples:
         real = Path(os.path.realpath(example.path))
-        target = data_dir / (real.relative_to(root) if real.is_relative_to(root) else real.name)
+        own = real.is_relative_to(root) and not real.is_relative_to(cache)
+        target = data_dir / (real.relative_to(root) if own else real.name)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(real, target)
         examples.append(Example(target, example.labels, example.origin))
