@@ -28,6 +28,10 @@ PIPELINES = {Task.MULTICLASS: "pipeline_multiclass", Task.MULTILABEL: "pipeline_
 # FinetuneConfig fields that no component input sets, each with the reason.
 NOT_INPUTS = {
     "output": "the folder Azure ML gives the component's pytorch_model_folder output",
+    # training_data and validation_data are MLTable inputs of JSONL rows (image_url, label):
+    # their columns are fixed; Hugging Face datasets are read by the CLI (docs/data.md).
+    "image_column": "a Hugging Face dataset's column; the component's inputs are MLTable folders",
+    "label_column": "a Hugging Face dataset's column; the component's inputs are MLTable folders",
 }
 # Fields a pipeline sets itself (a literal on its finetune step), each with the reason.
 SET_BY_PIPELINE = {"task": "each pipeline is for one task; its task_name is a literal"}

@@ -11,6 +11,18 @@ import click
 from deitkit.tasks import Task
 
 TASK_CHOICE = click.Choice([t.value for t in Task])
+# Not click.Path(exists=True): a hub id or PATH:split names no file; the reader says what is amiss.
+DATA_ARGUMENT = click.Path(path_type=str)
+
+
+def hf_column_options(command):
+    """--image-column and --label-column: a Hugging Face dataset's columns (default: detected)."""
+    command = click.option(
+        "--label-column", default=None, help="Label column of a Hugging Face dataset (detected)."
+    )(command)
+    return click.option(
+        "--image-column", default=None, help="Image column of a Hugging Face dataset (detected)."
+    )(command)
 
 
 @click.group()
@@ -19,7 +31,7 @@ def data() -> None:
 
 
 @data.command("validate")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("path", type=DATA_ARGUMENT)
 @click.option("--task", type=TASK_CHOICE, default=None, help="Expected task (default: detected).")
 @click.option(
     "--max-bad-fraction",
@@ -29,12 +41,29 @@ def data() -> None:
     help="Unreadable images are skipped up to this fraction; above it validation fails.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def validate(path: Path, task: str | None, max_bad_fraction: float, as_json: bool) -> None:
-    """Report images per label, image sizes and problems; exit 1 when the data has errors."""
+@hf_column_options
+def validate(
+    path: str,
+    task: str | None,
+    max_bad_fraction: float,
+    as_json: bool,
+    image_column: str | None,
+    label_column: str | None,
+) -> None:
+    """Report images per label, image sizes and problems; exit 1 when the data has errors.
+
+    PATH is any layout finetune reads; for a Hugging Face dataset with several splits, the
+    train split or the one named as PATH:split.
+    """
+    from deitkit.data.hf_source import HfOptions
     from deitkit.data.validate import validate_dataset
 
     report = validate_dataset(
-        path, task=task, max_bad_fraction=max_bad_fraction, progress=sys.stderr.isatty()
+        path,
+        task=task,
+        max_bad_fraction=max_bad_fraction,
+        progress=sys.stderr.isatty(),
+        hf=HfOptions(image_column, label_column),
     )
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.to_text())
     if not report.ok:
@@ -42,7 +71,7 @@ def validate(path: Path, task: str | None, max_bad_fraction: float, as_json: boo
 
 
 @data.command("import")
-@click.argument("source", metavar="ZIP_OR_FOLDER", type=click.Path(exists=True, path_type=Path))
+@click.argument("source", metavar="DATASET", type=DATA_ARGUMENT)
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
 @click.option(
     "--split",
@@ -52,15 +81,28 @@ def validate(path: Path, task: str | None, max_bad_fraction: float, as_json: boo
 )
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--task", type=TASK_CHOICE, default=None, help="Expected task (default: detected).")
-def import_(source: Path, out_dir: Path, split: float | None, seed: int, task: str | None) -> None:
+@hf_column_options
+def import_(
+    source: str,
+    out_dir: Path,
+    split: float | None,
+    seed: int,
+    task: str | None,
+    image_column: str | None,
+    label_column: str | None,
+) -> None:
     """Bring a dataset into --out and write JSONL annotations and MLTable folders beside it.
 
     A ZIP is extracted safely; a folder (class folders or images/ + labels.csv) is copied, so
-    your own folder is never changed.
+    your own folder is never changed. A Hugging Face dataset (save_to_disk folder, parquet or
+    arrow, imagefolder with metadata, hub id; its train split or PATH:split) has its images
+    written out as files.
     """
+    from deitkit.data.hf_source import HfOptions
     from deitkit.data.importer import import_dataset
 
-    result = import_dataset(source, out_dir, split=split, seed=seed, task=task)
+    hf = HfOptions(image_column, label_column)
+    result = import_dataset(source, out_dir, split=split, seed=seed, task=task, hf=hf)
     click.echo(
         f"imported {result.n_train + result.n_validation} images, {len(result.labels)} labels "
         f"({result.task}): {result.n_train} train, {result.n_validation} validation"

@@ -34,9 +34,12 @@ _SHOWN = {
 @click.option(
     "--data",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="Labelled images: class folders, images/ + labels.csv, JSONL, MLTable folder or .zip.",
+    type=click.Path(path_type=Path),
+    help="Labelled images: class folders, images/ + labels.csv, JSONL, MLTable folder, .zip, "
+    "or a Hugging Face dataset (its test split, else validation; or PATH:split).",
 )
+@click.option("--image-column", default=None, help="Image column of a Hugging Face dataset.")
+@click.option("--label-column", default=None, help="Label column of a Hugging Face dataset.")
 @click.option(
     "--output",
     required=True,
@@ -78,12 +81,16 @@ def evaluate(
     tune_thresholds: bool,
     calibrate: bool,
     batch_size: int | None,
+    image_column: str | None,
+    label_column: str | None,
 ) -> None:
     """Score every image of --data; write Azure ML's metrics, tables, plots and an HTML report
     to --output, and log them to an MLflow run.
 
     Images that cannot be read are left out and listed in artifacts/evaluation_summary.json.
     """
+    from deitkit.data.formats import read_dataset
+    from deitkit.data.hf_source import TEST_SPLITS, HfOptions, hf_source
     from deitkit.evaluation import ARTIFACTS_DIR, METRICS_FILE, read_history
     from deitkit.evaluation import evaluate as run_evaluation
     from deitkit.evaluation_tracking import log_evaluation
@@ -96,9 +103,13 @@ def evaluate(
     classifier = load_classifier(
         model_path, threshold=threshold, max_batch_size=batch_size or MAX_BATCH_SIZE
     )
+    dataset = data
+    if hf_source(data) is not None:  # read here: evaluation reads other inputs with defaults
+        hf = HfOptions(image_column, label_column, TEST_SPLITS)
+        dataset = read_dataset(data, task=classifier.task, hf=hf)
     result = run_evaluation(
         classifier,
-        data,
+        dataset,
         output,
         threshold=threshold,
         tune_thresholds=tune_thresholds,

@@ -23,7 +23,8 @@ class ImageDataset:
     """Images with labels, the sorted label set and the task, as read from one input.
 
     `layout` is one of `class-folders`, `multilabel-folder`, `jsonl`, `mltable` (a zip is
-    reported as the layout found inside it). `root` is the folder relative paths resolve from.
+    reported as the layout found inside it) or a Hugging Face one (`save-to-disk`, `parquet`,
+    `arrow`, `imagefolder-metadata`, `hub`). `root` is the folder relative paths resolve from.
     """
 
     examples: tuple[Example, ...]

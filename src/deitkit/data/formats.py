@@ -1,4 +1,8 @@
-"""The five dataset inputs, detected automatically and read into one ImageDataset.
+"""The dataset inputs, detected automatically and read into one ImageDataset.
+
+Azure ML's five (class folders, images/ + labels.csv, JSONL, MLTable, zip) and Hugging Face
+`datasets`' (save_to_disk folders, parquet and arrow files, imagefolder with metadata, hub ids;
+see `hf_source`, read with the optional `datasets` library by `hf_read`).
 
 Roots (the folder nothing may be read outside of): a folder layout's own folder; a JSONL
 file's folder; an MLTable folder's parent (Azure's samples put `training-mltable-folder/`
@@ -19,6 +23,7 @@ from deitkit.data.dataset import Example, ImageDataset
 from deitkit.data.datastore import datastore_for
 from deitkit.data.files import not_a_file
 from deitkit.data.folders import LABELS_CSV, read_class_folders, read_multilabel_folder
+from deitkit.data.hf_source import HF_LAYOUTS, HfOptions, hf_source
 from deitkit.data.jsonl import read_jsonl
 from deitkit.data.mltable import MLTABLE_FILE, read_mltable_spec
 from deitkit.data.problems import Problem, ProblemLog
@@ -28,10 +33,12 @@ from deitkit.tasks import Task, parse_task
 
 logger = logging.getLogger(__name__)
 
-LAYOUTS = ("class-folders", "multilabel-folder", "jsonl", "mltable", "zip")
+LAYOUTS = ("class-folders", "multilabel-folder", "jsonl", "mltable", "zip", *HF_LAYOUTS)
 _EXPECTED = (
     "expected a folder of class folders (ROOT/<label>/<image>), a folder with images/ and "
-    "labels.csv, a .jsonl annotation file, an MLTable folder, or a .zip of the folder layouts"
+    "labels.csv, a .jsonl annotation file, an MLTable folder, a .zip of the folder layouts, "
+    "or a Hugging Face dataset (save_to_disk folder, parquet or arrow files, imagefolder with "
+    "metadata.jsonl/csv, hub id)"
 )
 
 
@@ -41,6 +48,9 @@ def detect_layout(path: str | Path) -> str:
     Raises:
         DataError: when `path` does not exist or matches no layout, saying what was expected.
     """
+    # Before the folder layouts: imagefolder with metadata has folders of images too.
+    if (source := hf_source(path)) is not None:
+        return source.layout
     path = Path(path)
     if not path.is_dir():
         # A FIFO is named by what it is and never opened: reading one waits for a writer.
@@ -69,19 +79,24 @@ def detect_layout(path: str | Path) -> str:
     raise DataError(f"no dataset layout found{found}; {_EXPECTED}", path=path)
 
 
-def read_dataset(path: str | Path, *, task: Task | str | None = None) -> ImageDataset:
-    """Read any of the five inputs; warnings (duplicates, ignored files) are logged.
+def read_dataset(
+    path: str | Path, *, task: Task | str | None = None, hf: HfOptions | None = None
+) -> ImageDataset:
+    """Read any of the inputs; warnings (duplicates, ignored files) are logged.
 
     Args:
-        path: a folder, a .jsonl file, an MLTable folder (or its MLTable file), or a .zip.
+        path: a folder, a .jsonl file, an MLTable folder (or its MLTable file), a .zip, or a
+            Hugging Face dataset (a folder or file, `PATH:split`, or a hub id).
         task: the expected task; None infers it (lists of labels or labels.csv: multilabel).
             Multiclass with an image that has no label or several is an error; multilabel
             on single-label data gives each image a one-label list.
+        hf: For Hugging Face datasets: columns and the split preference (default: detected
+            columns, the `train` split).
 
     Raises:
         DataError: for the first problem, naming its file (and line), with the count of others.
     """
-    dataset, problems = read_dataset_with_problems(path, task=task)
+    dataset, problems = read_dataset_with_problems(path, task=task, hf=hf)
     log = ProblemLog(problems)
     log.raise_if_errors()
     for warning in log.warnings:
@@ -90,7 +105,7 @@ def read_dataset(path: str | Path, *, task: Task | str | None = None) -> ImageDa
 
 
 def read_dataset_with_problems(
-    path: str | Path, *, task: Task | str | None = None
+    path: str | Path, *, task: Task | str | None = None, hf: HfOptions | None = None
 ) -> tuple[ImageDataset, list[Problem]]:
     """Read like read_dataset, but return the usable examples and every problem found.
 
@@ -99,6 +114,13 @@ def read_dataset_with_problems(
     layout, a file that is not UTF-8, an MLTable that is not YAML) still raise DataError.
     """
     requested = parse_task(task) if task is not None else None
+    if (source := hf_source(path)) is not None:
+        from deitkit.data.hf_read import read_hf
+
+        log = ProblemLog()
+        root, examples, multilabel = read_hf(source, hf or HfOptions(), log)
+        dataset = _assemble(examples, multilabel, requested, root, source.layout, log)
+        return dataset, log.problems
     path = Path(os.path.normpath(Path(path).absolute()))
     layout = detect_layout(path)
     log = ProblemLog()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from deitkit.data.dataset import Example, ImageDataset
 from deitkit.data.files import require_file
-from deitkit.data.intake import bring_in, not_empty
+from deitkit.data.hf_source import HUB, HfOptions, hf_source
+from deitkit.data.intake import bring_in, copy_images, not_empty
 from deitkit.errors import ConfigError, DataError
 from deitkit.tasks import Task, parse_task
 
@@ -67,8 +68,10 @@ def import_dataset(
     split: float | None = None,
     seed: int = 42,
     task: str | Task | None = None,
+    hf: HfOptions | None = None,
 ) -> ImportResult:
-    """Bring a dataset zip or folder into `out_dir` and write Azure ML's annotation files for it.
+    """Bring a dataset zip, folder or Hugging Face dataset into `out_dir` and write Azure ML's
+    annotation files for it.
 
     A zip (class folders or `images/` + `labels.csv`, optionally inside one top folder) is
     extracted safely to `OUT/<top folder or zip name>/` (see `extract_zip` for its caps); a
@@ -81,13 +84,16 @@ def import_dataset(
     folder, and an `MLTable` file) are written. A failed import removes everything it wrote.
 
     Args:
-        source: The dataset archive (`.zip`) or folder.
+        source: The dataset archive (`.zip`) or folder, or a Hugging Face dataset (a folder or
+            file, `PATH:split`, or a hub id).
         out_dir: The folder to write; it must not exist or be empty.
         split: None: every 5th image (in natural path order) goes to validation, as in Azure's
             samples. A fraction in (0, 1): a seeded split stratified by label (see
             `validation_indices`).
         seed: Seeds the stratified split.
         task: The expected task; None: detected from the layout.
+        hf: A Hugging Face dataset's columns and split (default: detected, `train`); its
+            images (embedded bytes or files) are copied to `OUT/<name>/`.
 
     Returns:
         The paths written, the image counts per split, the labels and the task.
@@ -101,8 +107,9 @@ def import_dataset(
     if split is not None and not 0.0 < split < 1.0:
         raise ConfigError(f"split {split} must be a validation fraction between 0 and 1")
     expected = parse_task(task) if task is not None else None
-    source, out = Path(source), Path(out_dir)
-    if not source.is_dir():
+    hf_input = hf_source(source)
+    source, out = Path(hf_input.location if hf_input else source), Path(out_dir)
+    if not source.is_dir() and (hf_input is None or hf_input.layout != HUB):
         require_file(source)  # a FIFO named data.zip would block the import forever
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(not_empty(out), path=out)
@@ -110,10 +117,18 @@ def import_dataset(
         raise DataError(f"refusing to import: the output {out} lies inside it", path=source)
     existed = out.exists()
     try:
-        data_dir = bring_in(source, out, reserved=_RESERVED)
         from deitkit.data.formats import read_dataset
 
-        dataset = read_dataset(data_dir, task=expected)
+        if hf_input is not None:
+            dataset = read_dataset(
+                hf_input.location + (f":{hf_input.split}" if hf_input.split else ""),
+                task=expected,
+                hf=hf,
+            )
+            dataset, data_dir = copy_images(dataset, out, _data_name(source), reserved=_RESERVED)
+        else:
+            data_dir = bring_in(source, out, reserved=_RESERVED)
+            dataset = read_dataset(data_dir, task=expected)
         return _write_annotations(dataset, source, out, data_dir, split, seed)
     except BaseException:
         # `out` was empty or absent on entry, so all it holds now is ours.
@@ -126,6 +141,11 @@ def import_dataset(
         else:
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def _data_name(source: Path) -> str:
+    """The folder the images of a Hugging Face input go to: its folder's or file's name."""
+    return source.stem if source.suffix.lower() in (".parquet", ".arrow") else source.name
 
 
 def validation_indices(

@@ -1,12 +1,15 @@
-"""Bringing a dataset into an import's output: a folder copied, a zip extracted, both checked."""
+"""Bringing a dataset into an import's output: a folder copied, a zip extracted, images copied."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
 
+from deitkit.cache import cache_dir
 from deitkit.data.archive import extract_zip
+from deitkit.data.dataset import Example, ImageDataset
 from deitkit.data.files import not_a_file
 from deitkit.data.references import is_ignored, is_image_name
 from deitkit.errors import DataError
@@ -29,6 +32,31 @@ def bring_in(source: Path, out: Path, *, reserved: frozenset[str]) -> Path:
     if source.is_dir():
         return _copy_folder(source, out, reserved)
     return _extract(source, out, reserved)
+
+
+def copy_images(
+    dataset: ImageDataset, out: Path, name: str, *, reserved: frozenset[str]
+) -> tuple[ImageDataset, Path]:
+    """Copy a read dataset's images to `out/<name>/`; the dataset as read there, and that folder.
+
+    For Hugging Face inputs, whose images are embedded bytes (written to the cache when read)
+    or files the dataset names. A file inside the dataset's root keeps its path below it (an
+    imagefolder's own tree); an image from the cache keeps its name (`<split>-<row>.png`).
+    """
+    if name in reserved or name.startswith(".") or not name:
+        name = "data"
+    data_dir = out / name
+    data_dir.mkdir(parents=True)
+    examples = []
+    root, cache = Path(os.path.realpath(dataset.root)), Path(os.path.realpath(cache_dir()))
+    for example in dataset.examples:
+        real = Path(os.path.realpath(example.path))
+        own = real.is_relative_to(root) and not real.is_relative_to(cache)
+        target = data_dir / (real.relative_to(root) if own else real.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(real, target)
+        examples.append(Example(target, example.labels, example.origin))
+    return dataclasses.replace(dataset, examples=tuple(examples), root=data_dir), data_dir
 
 
 def not_empty(out: Path) -> str:

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from deitkit.data.dataset import Example, ImageDataset
 from deitkit.data.formats import detect_layout, read_dataset_with_problems
+from deitkit.data.hf_source import HfOptions
 from deitkit.data.problems import Problem, ProblemLog
 from deitkit.errors import DataError, ImageError
 from deitkit.tasks import Task
@@ -113,12 +114,14 @@ def validate_dataset(
     task: Task | str | None = None,
     max_bad_fraction: float = 0.01,
     progress: bool = False,
+    hf: HfOptions | None = None,
 ) -> ValidationReport:
     """Read the dataset at `path`, decode every image and report what is wrong.
 
     Entry-level problems (missing files, bad lines, conflicting duplicates) and unreadable
     images (corrupt, zero bytes, unsupported format) are reported and left out. Unreadable
     images are warnings up to `max_bad_fraction` of the images and an error above it.
+    `hf` picks the columns and split of a Hugging Face dataset (see `read_dataset`).
 
     Raises:
         DataError: when the input cannot be read at all (no layout found, a labels.csv or
@@ -127,7 +130,7 @@ def validate_dataset(
     """
     source = Path(path)
     source_layout = detect_layout(source)
-    dataset, problems = read_dataset_with_problems(source, task=task)
+    dataset, problems = read_dataset_with_problems(source, task=task, hf=hf)
     log = ProblemLog(list(problems))
     good, sizes = _decode_all(dataset.examples, log, progress)
     n_bad = len(dataset) - len(good)

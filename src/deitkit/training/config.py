@@ -141,6 +141,13 @@ class FinetuneConfig:
     validation: str | None = _option(
         None, help="Validation data (default: a seeded split, see --validation-fraction)."
     )
+    # Hugging Face datasets only (docs/data.md): None detects the Image and ClassLabel columns.
+    image_column: str | None = _option(
+        None, help="Image column of a Hugging Face dataset.", show_default="detected"
+    )
+    label_column: str | None = _option(
+        None, help="Label column of a Hugging Face dataset.", show_default="detected"
+    )
     image_size: int | None = _option(
         None,
         help="Square input size; -1 = the model's own; another size resizes a checkpoint to it.",

@@ -16,6 +16,7 @@ from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
 from transformers.trainer_callback import ProgressCallback
 
 from deitkit.data.dataset import ImageDataset
+from deitkit.data.hf_source import TRAIN_SPLITS, VALIDATION_SPLITS, HfOptions
 from deitkit.data.validate import check_compatible, validate_dataset
 from deitkit.errors import ConfigError, DataError
 from deitkit.inference.checkpoint import HISTORY_FILE
@@ -85,9 +86,9 @@ class FinetuneResult:
 
 def load_data(config: FinetuneConfig) -> tuple[ImageDataset, ImageDataset]:
     """Read and check the training and validation data (split seeded when none is given)."""
-    train = _checked(config.train, config.task, "--train")
+    train = _checked(config, config.train, "--train", TRAIN_SPLITS)
     if config.validation:
-        validation = _checked(config.validation, config.task, "--validation")
+        validation = _checked(config, config.validation, "--validation", VALIDATION_SPLITS)
         check_compatible(train, validation)
     else:
         train, validation = split_validation(
@@ -100,8 +101,9 @@ def load_data(config: FinetuneConfig) -> tuple[ImageDataset, ImageDataset]:
     return train, validation
 
 
-def _checked(path: str, task: Task, flag: str) -> ImageDataset:
-    report = validate_dataset(path, task=task)
+def _checked(config: FinetuneConfig, path: str, flag: str, splits: tuple[str, ...]) -> ImageDataset:
+    hf = HfOptions(config.image_column, config.label_column, splits)
+    report = validate_dataset(path, task=config.task, hf=hf)
     if not report.ok:
         errors = [str(p) for p in report.problems if p.severity == "error"]
         raise DataError(f"{flag} failed validation: " + "; ".join(errors[:5]), path=path)
