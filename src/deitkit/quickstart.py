@@ -287,7 +287,7 @@ class Quickstart:
         # The engine evaluation ran on, chosen as the endpoints choose it, and why.
         choice = classifier.engine_choice
         self.result.facts["served_precision"] = f"{choice.name}: {choice.reason}"
-        self.result.paths["evaluation report (open in a browser)"] = evaluation.report
+        self.result.paths["evaluation report (HTML)"] = evaluation.report
         self.result.paths["evaluation metrics"] = self.outputs.evaluation / METRICS_FILE
         self.result.paths["evaluation artifacts"] = self.outputs.evaluation / ARTIFACTS_DIR
         return classifier
