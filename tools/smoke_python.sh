@@ -56,5 +56,6 @@ PY
     grep -q -E "red|green|blue" "$work/predict.txt" \
         || { echo "error: predict named no label" >&2; exit 1; }
     echo "python $version: $("$venv/bin/python" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__)'); set-up $((installed - start)) s, round trip $((SECONDS - installed)) s"
-    rm -rf "$work"
+    # ~5 GB each where uv cannot hard-link from its cache: kept only when the run failed.
+    rm -rf "$work" "$venv"
 done
