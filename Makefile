@@ -54,6 +54,8 @@ endif
 
 # Refresh every lock from pyproject.toml's ranges to the newest releases they admit, except what
 # locks/constraints.in holds back; then run `make test` before committing the new locks.
+# `make lock UPGRADE=` only adds what pyproject.toml newly asks for and keeps every other pin.
+UPGRADE ?= --upgrade
 # Which lock is for what: locks/README.md. manylinux_2_35: glibc 2.35 (Ubuntu 22.04, the
 # inference base; Debian 12 here has 2.36).
 LOCK_COMMON = --quiet --generate-hashes --python-platform x86_64-manylinux_2_35 \
@@ -64,7 +66,7 @@ TESTED := $(VENV)/tested-pins.txt
 # The tested torch (its CPU build), for the inference image: its endpoints run on CPU sizes.
 CPU_TORCH := $(VENV)/cpu-torch.txt
 lock: $(UV)
-	$(UV) pip compile $(LOCK_COMMON) $(UV_SOURCES) --upgrade --python-version 3.11 \
+	$(UV) pip compile $(LOCK_COMMON) $(UV_SOURCES) $(UPGRADE) --python-version 3.11 \
 		--extra all --extra dev --override locks/overrides.in pyproject.toml -o $(LOCK)
 	sed -E -n 's/^([A-Za-z0-9_.-]+==[^ ]+) .*/\1/p' $(LOCK) \
 		| grep -v -i -E '^(torch|azure-identity)==' > $(TESTED)
