@@ -15,8 +15,8 @@ from deitkit.cli.main import cli
 
 REPO = default_manifest_path().parent
 # What the asset checks read: the assets, the manifest, and the environments' build context.
-COPIED = ("assets.yaml", "pyproject.toml", "constraints.txt", "README.md")
-COPIED_DIRS = ("components", "environments", "endpoints", "src")
+COPIED = ("assets.yaml", "pyproject.toml", "README.md")
+COPIED_DIRS = ("components", "environments", "endpoints", "src", "locks")
 
 
 def copy_repo(target: Path) -> Path:

@@ -32,7 +32,7 @@ def repo(tmp_path) -> Path:
     """A small repository: the real training environment over a few stand-in source files."""
     root = tmp_path / "repo"
     shutil.copytree(REPO / "environments" / "training", root / "environments" / "training")
-    for name in ("constraints.txt", "pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md"):
         (root / name).write_text(f"{name}\n")
     (root / "src" / "deitkit").mkdir(parents=True)
     (root / "src" / "deitkit" / "__init__.py").write_text("VERSION = 1\n")
@@ -51,7 +51,6 @@ def test_version_is_a_hash_of_what_the_image_is_built_from(repo):
     assert staged == {
         "environments/training/context/Dockerfile",
         "environments/training/context/requirements.txt",
-        "constraints.txt",
         "pyproject.toml",
         "README.md",
         "src/deitkit/__init__.py",
@@ -73,7 +72,7 @@ def test_version_is_a_hash_of_what_the_image_is_built_from(repo):
     [
         ("environments/training/spec.yaml", "the environment's spec is missing; restore"),
         ("environments/training/context/Dockerfile", "its Dockerfile .* is missing; restore"),
-        ("constraints.txt", "copies constraints.txt, which is not in the build context"),
+        ("README.md", "copies README.md, which is not in the build context"),
     ],
 )
 def test_a_missing_piece_is_one_line_naming_the_fix(repo, missing, message):

@@ -78,3 +78,32 @@ def test_the_script_prints_pips_settings_as_one_shell_line():
         check=True,
     )
     assert done.stdout == "--find-links /srv/wheels --index-url https://t/cpu\n"
+
+
+def test_a_lock_install_takes_the_sources_without_pips_constraint_file():
+    # uv refuses pip's `torch<=2.14.1` beside a hash-checked lock's exact pins.
+    assert uv_args(HERE, ["--index-url", "https://t/cpu"], constraints=False) == [
+        "--extra-index-url",
+        "file:///opt/pypi/simple",
+        "--extra-index-url",
+        "file:///opt/pypi-more/simple",
+        "--find-links",
+        "/opt/wheels",
+        "--index-url",
+        "https://t/cpu",
+    ]
+
+
+@pytest.mark.timeout(60)
+def test_the_script_leaves_the_constraint_file_out_when_asked_for_sources():
+    env = {
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_CONSTRAINT": "/etc/c.txt",
+        "PIP_FIND_LINKS": "/w",
+        "PATH": "/usr/bin:/bin",
+    }
+    run = [sys.executable, str(SCRIPT)]
+    full = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
+    sources = subprocess.run([*run, "--sources"], env=env, capture_output=True, text=True)
+    assert full.stdout == "--find-links /w --constraint /etc/c.txt\n"
+    assert sources.stdout == "--find-links /w\n"

@@ -18,8 +18,9 @@ TRAINING_REQUIREMENTS = (
 
 
 def _training_pins() -> dict[str, str]:
+    # A lock: each entry opens with `name==version \`, its hashes and notes indented below.
     lines = TRAINING_REQUIREMENTS.read_text().splitlines()
-    return dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    return dict(line.rstrip("\\ ").split("==") for line in lines if line[:1].isalpha())
 
 
 def test_without_a_uri_runs_go_to_a_sqlite_file_inside_the_output(monkeypatch, tmp_path):

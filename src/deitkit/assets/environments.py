@@ -1,14 +1,14 @@
-"""Environment assets: `version: auto`, a Docker build context that holds what it copies, pins."""
+"""Environment assets: `version: auto`, a Docker build context that holds what it copies, locks."""
 
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from deitkit.assets.yaml_loading import Problems
 
@@ -16,6 +16,12 @@ CONTEXT_DIR = "context"
 REQUIREMENTS_FILE = "requirements.txt"
 # Azure's asset validator refuses extra indexes: a second index invites dependency confusion.
 FORBIDDEN_TEXT = "extra-index-url"
+# The tested set (`make lock`), and the packages whose caps it lifts (see that file).
+LOCK_FILE = "locks/py3.11.txt"
+OVERRIDES_FILE = "locks/overrides.in"
+# What PyPI's torch (its CUDA build, for the GPU images) brings beside it; the tested lock has
+# the CPU build, which brings none of them.
+CUDA_BUILD_PACKAGES = re.compile(r"^(nvidia-.+|cuda-.+|triton)$")
 _COPY = re.compile(r"^\s*(COPY|ADD)\s+(.*)$", re.I)
 
 
@@ -79,28 +85,25 @@ def dockerfile_sources(dockerfile: Path) -> list[tuple[int, str]]:
     return sources
 
 
-def project_pins(root: Path) -> dict[str, str]:
-    """Exact pins (`name==version`) of pyproject.toml (all extras) and constraints.txt.
+def project_pins(root: Path) -> dict[str, str | None]:
+    """The tested set: each package of the lock LOCK_FILE, canonical name → public version.
 
-    pyproject.toml wins where both pin a package; the names are canonical (PEP 503).
+    A package that locks/overrides.in lifts a dependency's cap for maps to None: an image lock
+    may hold another version of it (the one the capping dependency admits).
     """
-    pins: dict[str, str] = {}
-    constraints = root / "constraints.txt"
-    if constraints.is_file():
-        for line in constraints.read_text(encoding="utf-8").splitlines():
-            pin = _pin(line)
+    pins: dict[str, str | None] = {}
+    lock = root / LOCK_FILE
+    if lock.is_file():
+        for entry in _lock_entries(lock.read_text(encoding="utf-8")):
+            pin = _pin(entry[1])
             if pin:
                 pins[pin[0]] = pin[1]
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-        lines = list(project.get("dependencies", []))
-        for extra in project.get("optional-dependencies", {}).values():
-            lines += extra
-        for line in lines:
-            pin = _pin(line)
-            if pin:
-                pins[pin[0]] = pin[1]
+    overrides = root / OVERRIDES_FILE
+    if overrides.is_file():
+        for line in overrides.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                pins[canonicalize_name(Requirement(line).name)] = None
     return pins
 
 
@@ -114,20 +117,39 @@ def _pin(line: str) -> tuple[str, str] | None:
         return None
     specs = list(requirement.specifier)
     if len(specs) == 1 and specs[0].operator == "==":
-        return canonicalize_name(requirement.name), specs[0].version
+        return canonicalize_name(requirement.name), Version(specs[0].version).public
     return None
 
 
-def check_requirements(path: Path, pins: dict[str, str], problems: Problems) -> dict[str, str]:
-    """Every line of a requirements file is `name==version` with the project's version.
+def _lock_entries(text: str) -> list[tuple[int, str, list[str]]]:
+    """(first line, requirement, hashes) of each entry, continuation lines joined."""
+    entries, logical, first = [], "", 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip() if not raw.strip().startswith("--hash") else raw
+        if not logical:
+            first = number
+        logical += " " + line.strip().rstrip("\\")
+        if raw.rstrip().endswith("\\"):
+            continue
+        words, logical = logical.split(), ""
+        if words:
+            hashes = [w.split("=", 1)[1] for w in words if w.startswith("--hash=")]
+            requirement = " ".join(w for w in words if not w.startswith("--hash="))
+            entries.append((first, requirement, hashes))
+    return entries
 
-    Returns the file's pins (canonical name → version).
+
+def check_requirements(
+    path: Path, pins: dict[str, str | None], problems: Problems
+) -> dict[str, str]:
+    """A requirements file is a lock: `name==version` with hashes, at the tested versions.
+
+    Each package is at the version of the project's lock (`project_pins`; local labels such as
+    `+cpu` aside: an image may take torch's CUDA build), or is one that torch's CUDA build
+    brings (CUDA_BUILD_PACKAGES). Returns the file's pins (canonical name → public version).
     """
     found: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
+    for number, line, hashes in _lock_entries(path.read_text(encoding="utf-8")):
         where = f"line {number}"
         pin = _pin(line)
         if pin is None:
@@ -135,8 +157,11 @@ def check_requirements(path: Path, pins: dict[str, str], problems: Problems) -> 
             continue
         name, version = pin
         found[name] = version
+        if not hashes:
+            problems.add(where, f"{name} has no --hash: the file is not a lock (make lock)")
         if name not in pins:
-            problems.add(where, f"{name} is pinned neither in pyproject.toml nor constraints.txt")
-        elif pins[name] != version:
-            problems.add(where, f"{name}=={version}, but the project pins {name}=={pins[name]}")
+            if not CUDA_BUILD_PACKAGES.match(name):
+                problems.add(where, f"{name} is not in the project's lock {LOCK_FILE}")
+        elif pins[name] not in (None, version):
+            problems.add(where, f"{name}=={version}, but {LOCK_FILE} has {name}=={pins[name]}")
     return found
