@@ -137,7 +137,8 @@ FLAGS = {
     "--workers", "--apply-deepspeed", "--no-apply-deepspeed", "--deepspeed", "--apply-ort",
     "--no-apply-ort", "--resume", "--no-resume", "--max-steps", "--save-steps",
     "--validation-fraction", "--teacher", "--distillation", "--distillation-alpha",
-    "--distillation-tau", "--overwrite",
+    "--distillation-tau", "--tune-thresholds", "--no-tune-thresholds", "--calibrate",
+    "--no-calibrate", "--config", "--overwrite",
 }  # fmt: skip
 REQUIRED = ["--model", "m", "--train", "t", "--output", "o"]
 

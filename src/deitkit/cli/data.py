@@ -43,14 +43,20 @@ def validate(path: Path, task: str | None, max_bad_fraction: float, as_json: boo
 
 @data.command("import")
 @click.argument("source", metavar="ZIP_OR_FOLDER", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to import into (images, JSONL annotations, MLTable folders).",
+)
 @click.option(
     "--split",
     type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
     default=None,
     help="Validation fraction for a seeded stratified split (default: every 5th image).",
 )
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of --split.")
 @click.option("--task", type=TASK_CHOICE, default=None, help="Expected task (default: detected).")
 def import_(source: Path, out_dir: Path, split: float | None, seed: int, task: str | None) -> None:
     """Bring a dataset into --out and write JSONL annotations and MLTable folders beside it.
@@ -75,8 +81,20 @@ def sample() -> None:
 
 
 @sample.command("digits")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--size", type=click.IntRange(8, 512), default=64, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write the sample into.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(8, 512),
+    default=64,
+    show_default=True,
+    help="Side of the square images in pixels (the 8x8 scans are scaled up).",
+)
 def sample_digits(out_dir: Path, size: int) -> None:
     """1,797 digit scans as RGB PNGs in class folders 0…9 (multiclass)."""
     from deitkit.data.digits import write_digits
@@ -85,10 +103,30 @@ def sample_digits(out_dir: Path, size: int) -> None:
 
 
 @sample.command("digits-multilabel")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--size", type=click.IntRange(16, 512), default=64, show_default=True)
-@click.option("--count", type=click.IntRange(10, 100_000), default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write the sample into.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(16, 512),
+    default=64,
+    show_default=True,
+    help="Side of the square images in pixels.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(10, 100_000),
+    default=1000,
+    show_default=True,
+    help="Images to compose.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the digits and places chosen."
+)
 def sample_digits_multilabel(out_dir: Path, size: int, count: int, seed: int) -> None:
     """2–4 digits composed per image, with labels.csv (multilabel)."""
     from deitkit.data.digits import write_digits_multilabel
