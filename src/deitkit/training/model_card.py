@@ -70,12 +70,21 @@ def write_model_card(
     Args:
         folder: The checkpoint folder the card describes.
         config: The run's resolved configuration.
-        trainer: The run's Trainer, after training: arguments, log history, model.
+        trainer: The run's Trainer, after training: its arguments and log history.
         metrics: The run's metrics (metrics.json's training and eval_* values).
         validation: The data the eval_* metrics were computed on.
         precision: The precision the run trained in (fp32, bf16, fp16).
     """
-    card = model_card(config, trainer, metrics=metrics, validation=validation, precision=precision)
+    from transformers import AutoConfig
+
+    card = model_card(
+        config,
+        trainer,
+        AutoConfig.from_pretrained(folder),  # the saved model's, whatever wraps the trained one
+        metrics=metrics,
+        validation=validation,
+        precision=precision,
+    )
     path = folder / CARD_FILE
     card.save(path)
     return path
@@ -84,12 +93,14 @@ def write_model_card(
 def model_card(
     config: FinetuneConfig,
     trainer: Any,
+    model_config: Any,
     *,
     metrics: dict[str, Any],
     validation: ImageDataset,
     precision: str,
 ) -> ModelCard:
-    """The model card of a finished run (see `write_model_card`)."""
+    """The model card of a finished run (see `write_model_card`); `model_config` is the saved
+    model's config (labels, model type, input size)."""
     task = config.task
     dataset = dataset_name(validation)
     base = base_model(config.model)
@@ -101,7 +112,7 @@ def model_card(
         license=base_license(config.model),
         library_name="transformers",
         pipeline_tag=TASK_TYPE,
-        tags=_tags(config, trainer.model.config.model_type),
+        tags=_tags(config, model_config.model_type),
         datasets=[dataset],
         metrics=sorted({_hub_metric(metric) for metric in scores}),
         eval_results=[
@@ -119,7 +130,7 @@ def model_card(
         ]
         or None,
     )
-    body = _body(config, trainer, name, base, dataset, metrics, validation, precision)
+    body = _body(config, trainer, model_config, name, base, dataset, metrics, validation, precision)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 
 
@@ -229,6 +240,7 @@ def _tags(config: FinetuneConfig, model_type: str) -> list[str]:
 def _body(
     config: FinetuneConfig,
     trainer: Any,
+    model_config: Any,
     name: str,
     base: str | None,
     dataset: str,
@@ -236,7 +248,7 @@ def _body(
     validation: ImageDataset,
     precision: str,
 ) -> str:
-    labels = list(trainer.model.config.id2label.values())
+    labels = list(model_config.id2label.values())
     origin = (
         f"a fine-tuned version of [{base}](https://huggingface.co/{base})"
         if base
@@ -255,7 +267,7 @@ def _body(
         f"This model is {origin} on the {dataset} dataset ({config.task.value}). It achieves "
         "the following results on the validation set:\n\n" + _bullets(evals),
         "## Model description\n\n"
-        f"A {trainer.model.config.model_type} image classifier with {len(labels)} labels: "
+        f"A {model_config.model_type} image classifier with {len(labels)} labels: "
         f"{', '.join(labels)}. "
         + (
             "Each label is decided on its own (sigmoid); any number of them may apply."
@@ -269,7 +281,7 @@ def _body(
         f"dataset ({validation.layout} layout).",
         "## Training procedure",
         "### Training hyperparameters\n\nThe following hyperparameters were used during "
-        "training:\n\n" + _bullets(_hyperparameters(config, trainer, precision)),
+        "training:\n\n" + _bullets(_hyperparameters(config, trainer, model_config, precision)),
         "### Training results\n\n" + _results_table(trainer.state.log_history, config),
         "### Training metrics\n\n" + _block(metrics, "train_", "epoch", "total_flos"),
         "### Evaluation metrics\n\n" + _block(metrics, "eval_"),
@@ -281,7 +293,9 @@ def _body(
 _THROUGHPUT = ("_runtime", "_samples_per_second", "_steps_per_second")
 
 
-def _hyperparameters(config: FinetuneConfig, trainer: Any, precision: str) -> dict[str, Any]:
+def _hyperparameters(
+    config: FinetuneConfig, trainer: Any, model_config: Any, precision: str
+) -> dict[str, Any]:
     """The Trainer cards' hyperparameters, and what deitkit adds to the recipe."""
     values = extract_hyperparameters_from_trainer(trainer)
     args = trainer.args
@@ -293,7 +307,7 @@ def _hyperparameters(config: FinetuneConfig, trainer: Any, precision: str) -> di
     values["optimizer"] = f"{optimizer} (--optimizer {config.optimizer})"
     values["weight_decay"] = args.weight_decay
     values["precision"] = precision
-    values["image_size"] = trainer.model.config.image_size
+    values["image_size"] = model_config.image_size
     values["augmentations"] = config.augmentations
     for field in ("rand_augment", "mixup", "cutmix", "random_erasing", "label_smoothing"):
         if getattr(config, field):
