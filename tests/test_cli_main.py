@@ -6,6 +6,7 @@ import errno
 import os
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -100,3 +101,51 @@ def test_a_full_stdout_is_one_line_and_exit_2(monkeypatch):
 
     assert result.exit_code == 2
     assert result.stderr == "error: <stdout>: No space left on device\n"
+
+
+def _commands(command: click.Command, path: tuple[str, ...] = ("deitkit",)):
+    """Every command of the CLI with its path, groups included."""
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+def test_every_option_of_every_command_has_help_text():
+    missing = [
+        f"{' '.join(path)} {option.opts[0]}"
+        for path, command in _commands(cli)
+        for option in command.params
+        if isinstance(option, click.Option) and not (option.help or "").strip()
+    ]
+    assert len(list(_commands(cli))) > 30  # the walk reaches the nested groups
+    assert not missing, f"options without help: {missing}"
+
+
+# Options that name a local file or folder and only that: --help shows them as paths.
+LOCAL_PATH_OPTIONS = {"--out", "--output", "--train", "--validation", "--deepspeed", "--config"}
+
+
+def test_local_path_options_are_typed_as_paths():
+    untyped = [
+        f"{' '.join(path)} {option.opts[0]}"
+        for path, command in _commands(cli)
+        for option in command.params
+        if isinstance(option, click.Option)
+        and option.opts[0] in LOCAL_PATH_OPTIONS
+        and not isinstance(option.type, click.Path)
+    ]
+    assert not untyped, f"path options typed as text: {untyped}"
+
+
+def test_options_read_deitkit_environment_variables(monkeypatch, tmp_path):
+    import deitkit.client_requests
+
+    monkeypatch.setattr(
+        deitkit.client_requests, "request_body", lambda images, form, params: params
+    )
+    image = tmp_path / "a.png"
+    image.write_bytes(b"")
+    result = CliRunner().invoke(cli, ["request", str(image)], env={"DEITKIT_REQUEST_TOP_K": "3"})
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == '{"top_k": 3}'

@@ -138,7 +138,7 @@ FLAGS = {
     "--no-apply-ort", "--resume", "--no-resume", "--max-steps", "--save-steps",
     "--validation-fraction", "--teacher", "--distillation", "--distillation-alpha",
     "--distillation-tau", "--tune-thresholds", "--no-tune-thresholds", "--calibrate",
-    "--no-calibrate", "--overwrite", "--image-column", "--label-column",
+    "--no-calibrate", "--config", "--overwrite", "--image-column", "--label-column",
 }  # fmt: skip
 REQUIRED = ["--model", "m", "--train", "t", "--output", "o"]
 

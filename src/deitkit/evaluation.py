@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from deitkit import plots
 from deitkit.calibration import reliability
@@ -31,6 +30,7 @@ from deitkit.inference import Classifier
 from deitkit.inference.checkpoint import HISTORY_FILE
 from deitkit.inference.scoring import Item, score_batches
 from deitkit.metrics import compute_metrics, confusion, per_class_table, top_k_accuracy
+from deitkit.progress import progress_bar
 from deitkit.report import ReportData, write_report
 from deitkit.tasks import Task, check_threshold
 from deitkit.tuning import Decisions, check_tuning, decide
@@ -263,7 +263,9 @@ def _predict(
     examples, chunks, unreadable = [], [], []
     pending = iter(dataset.examples)
     items = (Item(str(e.path), path=e.path) for e in dataset.examples)
-    with tqdm(total=len(dataset), unit="img", desc="evaluating", disable=not progress) as bar:
+    with progress_bar(
+        total=len(dataset), unit="img", desc="evaluating", disable=not progress
+    ) as bar:
         for batch in score_batches(classifier, items):
             for result in batch:
                 example = next(pending)  # items are made from the examples, in order

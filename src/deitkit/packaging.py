@@ -61,6 +61,9 @@ RUNTIME_REQUIREMENTS = (
 # simply not offered). torchao, torch-int8's, is left to the host: deitkit imports it only
 # where it is installed, and it is not worth installing where torch's int8 kernels are slow.
 OPTIONAL_REQUIREMENTS = ("onnxruntime",)
+# The model card `deitkit finetune` writes there (training/model_card.py): the package carries
+# it in its checkpoint and at its root, where the Hub and a browser of the folder look for it.
+CARD_FILE = "README.md"
 OPTIONAL_IMPORTS = ("onnxruntime", "torchao")
 
 
@@ -144,6 +147,8 @@ def package_model(
                     **decisions,
                 },
             )
+            if (folder / CARD_FILE).is_file():
+                shutil.copy2(folder / CARD_FILE, staging / CARD_FILE)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -291,8 +296,9 @@ def stage_checkpoint(
     folder.mkdir(parents=True)
     for name in (CONFIG_FILE, PREPROCESSOR_FILE):
         shutil.copy2(checkpoint / name, folder / name)
-    if (checkpoint / HISTORY_FILE).is_file():  # the evaluation report's training curves
-        shutil.copy2(checkpoint / HISTORY_FILE, folder / HISTORY_FILE)
+    for name in (HISTORY_FILE, CARD_FILE):  # the report's training curves; the model card
+        if (checkpoint / name).is_file():
+            shutil.copy2(checkpoint / name, folder / name)
     if has_safetensors(checkpoint):
         for name in _safetensors_files(checkpoint):
             shutil.copy2(checkpoint / name, folder / name)

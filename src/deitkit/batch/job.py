@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from deitkit.batch.items import BatchInput, Item
 from deitkit.batch.output import PredictionsWriter, to_rows
 from deitkit.errors import ConfigError
 from deitkit.inference import Classifier
 from deitkit.inference.scoring import score_batches
+from deitkit.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def batch_score(
         output: The CSV to write, header `file_name,predicted,probs,labels,error`.
         resume: Keep the rows a previous run scored without error and skip their items.
         threshold: Multilabel threshold of `predicted`; None: the model's.
-        progress: Show a progress bar.
+        progress: Show progress: a bar in a terminal, else a line per tenth of the images.
         notify: Receives one-line notices, such as a torn last row dropped on `resume`.
 
     Raises:
@@ -68,7 +69,7 @@ def batch_score(
             notify(notice)
         kept = writer.kept.total()
         total = len(items) if progress else None
-        with tqdm(total=total, unit="img", desc="scoring", disable=not progress) as bar:
+        with progress_bar(total=total, unit="img", desc="scoring", disable=not progress) as bar:
             for batch in score_batches(classifier, _pending(items, writer.kept.copy(), bar)):
                 rows = to_rows(classifier, batch, threshold=threshold)
                 writer.write(rows)

@@ -68,7 +68,12 @@ def workspace(**kw: Any) -> None:
 )
 @click.option("--instance-count", type=int, default=None, help="Nodes for distributed training.")
 @click.option("--set", "settings", multiple=True, help="NAME=VALUE for any other pipeline input.")
-@click.option("--experiment", default=pipeline.DEFAULT_EXPERIMENT, show_default=True)
+@click.option(
+    "--experiment",
+    default=pipeline.DEFAULT_EXPERIMENT,
+    show_default=True,
+    help="Experiment the pipeline job is filed under in the workspace.",
+)
 @_options()
 @_echo_lines
 def finetune(**kw: Any):
@@ -129,7 +134,7 @@ def _register_environments(client: Any, plans: list[envs.BuildPlan]) -> list[str
 )
 @click.option("--name", required=True, help="Model name in the workspace.")
 @click.option("--version", default=None, help="Default: the next version.")
-@click.option("--description", default=None)
+@click.option("--description", default=None, help="Description of the model in the workspace.")
 @click.option("--tag", "tags", multiple=True, help="KEY=VALUE (repeatable).")
 @_options(assets=False)
 @_echo_lines
@@ -201,7 +206,13 @@ def deploy_online(**kw: Any):
 )
 @click.option("--deployment", default=None, help="Deployment name (default: deployment.yml's).")
 @click.option("--instance-count", type=int, default=None, help="Nodes per scoring job.")
-@click.option("--max-instances", type=int, default=entities.BATCH_MAX_INSTANCES, show_default=True)
+@click.option(
+    "--max-instances",
+    type=int,
+    default=entities.BATCH_MAX_INSTANCES,
+    show_default=True,
+    help="Most nodes the batch cluster scales out to (it scales in to 0).",
+)
 @_options()
 @_echo_lines
 def deploy_batch(**kw: Any):
@@ -249,7 +260,7 @@ def deploy_batch(**kw: Any):
 
 
 @azure.command("invoke-online")
-@click.option("--endpoint", required=True)
+@click.option("--endpoint", required=True, help="Online endpoint name.")
 @click.option(
     "--request",
     required=True,
@@ -267,7 +278,7 @@ def invoke_online(**kw: Any):
 
 
 @azure.command("invoke-batch")
-@click.option("--endpoint", required=True)
+@click.option("--endpoint", required=True, help="Batch endpoint name.")
 @click.option("--input", "data", required=True, help="Image folder, CSV file, or a URI.")
 @click.option("--deployment", default=None, help="Default: the endpoint's default deployment.")
 @_options(assets=False, dry_run=False)

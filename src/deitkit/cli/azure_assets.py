@@ -61,7 +61,13 @@ def upload(**kw: Any):
     required=True,
     help="The azureml:// path of the uploaded image folder (`az ml data create ... --query path`).",
 )
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the training and validation MLTable folders into.",
+)
 @echo_lines
 def stage(data_dir: Path, images_url: str, out_dir: Path):
     """Write DATA's MLTable folders into --out with image_url under --images-url; no Azure call.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -73,7 +72,7 @@ def batch_score(
             output,
             resume=resume,
             threshold=threshold,
-            progress=sys.stderr.isatty(),
+            progress=True,  # a bar in a terminal, else a line per tenth (deitkit.progress)
             notify=lambda notice: click.echo(f"note: {notice}", err=True),
         )
     except BaseException:

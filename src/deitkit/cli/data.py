@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -62,7 +61,7 @@ def validate(
         path,
         task=task,
         max_bad_fraction=max_bad_fraction,
-        progress=sys.stderr.isatty(),
+        progress=True,  # a bar in a terminal, a line per tenth elsewhere (deitkit.progress)
         hf=HfOptions(image_column, label_column),
     )
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.to_text())
@@ -72,14 +71,20 @@ def validate(
 
 @data.command("import")
 @click.argument("source", metavar="DATASET", type=DATA_ARGUMENT)
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to import into (images, JSONL annotations, MLTable folders).",
+)
 @click.option(
     "--split",
     type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
     default=None,
     help="Validation fraction for a seeded stratified split (default: every 5th image).",
 )
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of --split.")
 @click.option("--task", type=TASK_CHOICE, default=None, help="Expected task (default: detected).")
 @hf_column_options
 def import_(
@@ -117,8 +122,20 @@ def sample() -> None:
 
 
 @sample.command("digits")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--size", type=click.IntRange(8, 512), default=64, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write the sample into.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(8, 512),
+    default=64,
+    show_default=True,
+    help="Side of the square images in pixels (the 8x8 scans are scaled up).",
+)
 def sample_digits(out_dir: Path, size: int) -> None:
     """1,797 digit scans as RGB PNGs in class folders 0…9 (multiclass)."""
     from deitkit.data.digits import write_digits
@@ -127,10 +144,30 @@ def sample_digits(out_dir: Path, size: int) -> None:
 
 
 @sample.command("digits-multilabel")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--size", type=click.IntRange(16, 512), default=64, show_default=True)
-@click.option("--count", type=click.IntRange(10, 100_000), default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write the sample into.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(16, 512),
+    default=64,
+    show_default=True,
+    help="Side of the square images in pixels.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(10, 100_000),
+    default=1000,
+    show_default=True,
+    help="Images to compose.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the digits and places chosen."
+)
 def sample_digits_multilabel(out_dir: Path, size: int, count: int, seed: int) -> None:
     """2–4 digits composed per image, with labels.csv (multilabel)."""
     from deitkit.data.digits import write_digits_multilabel

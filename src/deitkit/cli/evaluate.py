@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import click
@@ -117,7 +116,7 @@ def evaluate(
         package=package,
         history=read_history(model_path),
         title=f"{model_path.name} on {data.name}",
-        progress=sys.stderr.isatty(),
+        progress=True,  # a bar in a terminal, a line per tenth elsewhere (deitkit.progress)
     )
     task = result.task
     threshold_note = ""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import types
 import typing
@@ -39,6 +38,14 @@ class _PrecisionChoice(click.Choice):
 
 # Fields whose flag takes other spellings than the field holds, mapped at this edge.
 _EDGE_TYPES: dict[str, click.ParamType] = {"precision": _PrecisionChoice()}
+# Fields that are local paths (strings in FinetuneConfig, `--help` shows PATH). Not --model or
+# --teacher: a hub id or scratch:<arch> as well.
+_PATH_FIELDS = {
+    "train": click.Path(),
+    "validation": click.Path(),
+    "output": click.Path(file_okay=False),
+    "deepspeed_config": click.Path(dir_okay=False),
+}
 
 # Azure's names for --image-size; `_square_size` folds them into FinetuneConfig.image_size.
 _AZURE_SIZE_OPTIONS = [
@@ -65,6 +72,8 @@ def _config_option(field: dataclasses.Field, hint: Any) -> click.Option:
         return Switch(decls, show_default=show_default, help=meta["help"], **settings)
     if field.name in _EDGE_TYPES:
         kind = _EDGE_TYPES[field.name]
+    elif field.name in _PATH_FIELDS:
+        kind = _PATH_FIELDS[field.name]
     elif meta["choices"]:
         kind = click.Choice(meta["choices"])
     return click.Option(decls, type=kind, show_default=show_default, help=meta["help"], **settings)
@@ -89,10 +98,33 @@ _OVERWRITE_OPTION = click.Option(
 )
 
 
+def _read_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--config: the file's fields become the defaults, which flags and DEITKIT_FINETUNE_*
+    variables override (click's default_map)."""
+    if value is not None:
+        from deitkit.training.config_file import read_config_file
+
+        ctx.default_map = {**(ctx.default_map or {}), **read_config_file(value)}
+    return value
+
+
+# Read before every other option (eager), so its values can be their defaults.
+_CONFIG_OPTION = click.Option(
+    ["--config"],
+    type=click.Path(exists=True, dir_okay=False),
+    is_eager=True,
+    expose_value=False,
+    callback=_read_config,
+    help="YAML or JSON file of these options by name (learning_rate or learning-rate), such "
+    "as the finetune_config.json a run writes; flags given as well override it.",
+)
+
+
 def _options() -> list[click.Option]:
-    """Each FinetuneConfig field's option (Azure's width and height after size); --overwrite."""
+    """--config; each FinetuneConfig field's option (Azure's width and height after size);
+    --overwrite."""
     hints = typing.get_type_hints(FinetuneConfig)
-    options = []
+    options = [_CONFIG_OPTION]
     for field in dataclasses.fields(FinetuneConfig):
         options.append(_config_option(field, hints[field.name]))
         if field.name == "image_size":
@@ -130,7 +162,6 @@ def finetune(**options) -> None:
     from deitkit.training.run import METRICS_FILE
     from deitkit.training.run import finetune as run_finetune
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     width, height = options.pop("image_width"), options.pop("image_height")
     overwrite = options.pop("overwrite")
     options["image_size"] = _square_size(options["image_size"], width, height)

@@ -26,9 +26,16 @@ from deitkit.cli.quickstart import quickstart
 from deitkit.cli.request import request
 from deitkit.cli.serve import serve
 from deitkit.cli.sku import sku
+from deitkit.cli.verbosity import configure_logging, log_level, quiet_option, verbose_option
 from deitkit.errors import DeitkitError
+from deitkit.progress import plain_logs
 
 EXIT_USER_ERROR = 2
+# Every option reads DEITKIT_<COMMAND>_<OPTION> (subcommands chained: DEITKIT_AZURE_FINETUNE_
+# WORKSPACE) where it is not given; the command line wins, then the environment, then a
+# `finetune --config` file, then the default.
+ENV_PREFIX = "DEITKIT"
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": ENV_PREFIX}
 
 
 class _Group(click.Group):
@@ -42,10 +49,18 @@ class _Group(click.Group):
             ctx.exit(EXIT_USER_ERROR)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="deitkit")
-def cli() -> None:
-    """Fine-tune, check and deploy DeiT-family image classifiers — locally first, then Azure ML."""
+@verbose_option
+@quiet_option
+def cli(verbose: bool, quiet: bool) -> None:
+    """Fine-tune, check and deploy DeiT-family image classifiers — locally first, then Azure ML.
+
+    Every option can also be set from the environment: DEITKIT_<COMMAND>_<OPTION>, e.g.
+    DEITKIT_FINETUNE_MODEL, DEITKIT_AZURE_FINETUNE_WORKSPACE, DEITKIT_VERBOSE=1 (docs/cli.md).
+    """
+    configure_logging(log_level(verbose=verbose, quiet=quiet))
+    plain_logs()  # outside a terminal, no carriage-return bars from the Hugging Face libraries
 
 
 cli.add_command(assets)

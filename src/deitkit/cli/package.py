@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
@@ -48,7 +47,6 @@ def package(
     from deitkit.inference.engines import read_record
     from deitkit.packaging import package_model
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     path = package_model(
         checkpoint, output, threshold=threshold, overwrite=overwrite, validation=validation
     )

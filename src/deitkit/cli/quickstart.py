@@ -41,6 +41,7 @@ FRIDGE_URL = (
     type=click.Choice([t.value for t in Task]),
     default=Task.MULTICLASS.value,
     show_default=True,
+    help="The digits (one per image) or composed digits (several per image, multilabel).",
 )
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs."

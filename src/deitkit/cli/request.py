@@ -21,8 +21,18 @@ from deitkit.client_requests import FORMS
     show_default=True,
     help="input_data: the model card's split form; list: ranked labels per image; or MLflow's.",
 )
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None)
-@click.option("--top-k", type=click.IntRange(min=1), default=None)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="params.threshold: multilabel labels under it are left out (default: the model's).",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=None,
+    help="params.top_k: the K most probable labels per image (docs/serving.md).",
+)
 @click.option(
     "--format",
     "answer_format",

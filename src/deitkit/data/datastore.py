@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from tqdm.auto import tqdm
-
 from deitkit.cache import cache_dir
 from deitkit.data.references import (
     DATASTORE_ROOT_ENV,
@@ -29,6 +27,7 @@ from deitkit.data.references import (
 )
 from deitkit.data.text import read_text
 from deitkit.errors import DataError
+from deitkit.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def fetch(urls: list[str], destination: Callable[[str], Path | None]) -> None:
         raise _unreadable(urls[0], err) from None
     streams = list(frame["Path"])
     for index, url in enumerate(
-        tqdm(urls, desc="fetch images", unit="img", disable=len(urls) < 50)
+        progress_bar(urls, desc="fetch images", unit="img", disable=len(urls) < 50)
     ):
         stream = _find(streams, index, url)
         dest = destination(url)

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from deitkit.data.dataset import Example, ImageDataset
 from deitkit.data.formats import detect_layout, read_dataset_with_problems
 from deitkit.data.hf_source import HfOptions
 from deitkit.data.problems import Problem, ProblemLog
 from deitkit.errors import DataError, ImageError
+from deitkit.progress import progress_bar
 from deitkit.tasks import Task
 
 __all__ = [
@@ -155,7 +155,7 @@ def _decode_all(
     from deitkit.images import load_image
 
     good, sizes = [], []
-    for example in tqdm(examples, desc="checking images", unit="img", disable=not progress):
+    for example in progress_bar(examples, desc="checking images", unit="img", disable=not progress):
         try:
             with load_image(example.path) as image:
                 sizes.append(image.size)

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
-from transformers.trainer_callback import ProgressCallback
 
 from deitkit.data.dataset import ImageDataset
 from deitkit.data.hf_source import TRAIN_SPLITS, VALIDATION_SPLITS, HfOptions
@@ -24,6 +23,7 @@ from deitkit.metrics import compute_metrics
 from deitkit.models import has_distillation_token, load_model, model_transform
 from deitkit.packaging import DISTILLATION_FILE, package_model
 from deitkit.precision import Precision
+from deitkit.progress import plain_logs
 from deitkit.tasks import Task
 from deitkit.training.accelerator import Accelerator, resolve_accelerator
 from deitkit.training.arguments import training_arguments
@@ -48,6 +48,7 @@ from deitkit.training.distillation import (
     served_logits,
 )
 from deitkit.training.loss import TaskLoss, auto_class_weights
+from deitkit.training.model_card import write_model_card
 from deitkit.training.outputs import (
     CONFIG_FILE,
     EVALUATION_DIR,
@@ -64,7 +65,7 @@ from deitkit.training.outputs import (
     saved_metrics,
 )
 from deitkit.training.precision import resolve_precision
-from deitkit.training.progress import EpochSummary, QuietProgress
+from deitkit.training.progress import EpochSummary, use_bars
 from deitkit.training.teacher import Teacher, load_teacher
 from deitkit.training.tracking import MlflowTracker
 from deitkit.training.whole_run import LogAtSave, samples_per_step, whole_run_metrics
@@ -168,6 +169,7 @@ def build(config: FinetuneConfig, *, overwrite: bool = False) -> Job:
         config: The resolved configuration.
         overwrite: Clear a previous run from OUT first (`finetune`).
     """
+    plain_logs()  # outside a terminal: no carriage-return bars from transformers or the Hub
     train_data, validation_data = load_data(config)
     labels = train_data.labels
     # The preprocessing the model trains and serves with, at --image-size where one is given;
@@ -209,8 +211,7 @@ def build(config: FinetuneConfig, *, overwrite: bool = False) -> Job:
     # TaskLoss is a per-batch mean, so gradient accumulation must divide it (the Trainer assumes a
     # compute_loss_func normalised by num_items_in_batch otherwise).
     trainer.loss_is_scaled_for_ga = False
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(QuietProgress())
+    use_bars(trainer)
     return Job(config, trainer, tracker, transform, precision, accelerator, validation_data)
 
 
@@ -411,7 +412,8 @@ def evaluate_package(job: Job, history: list[dict[str, Any]]) -> dict[str, float
 
 
 def save(job: Job, metrics: dict[str, Any]) -> FinetuneResult:
-    """Write the model, its preprocessing, metrics.json and the packaged model into OUT."""
+    """Write the model, its preprocessing and model card, metrics.json and the packaged model
+    into OUT."""
     out = job.config.output_dir
     model_dir = out / MODEL_DIR
     # Every rank calls save_model: under ZeRO-3 it gathers the shards; only rank 0 writes.
@@ -423,6 +425,16 @@ def save(job: Job, metrics: dict[str, Any]) -> FinetuneResult:
             _record_distillation(job, model_dir)
         history = job.trainer.state.log_history
         (model_dir / HISTORY_FILE).write_text(json.dumps(history, indent=2) + "\n")
+        # Before packaging, which carries it: README.md with the eval_* metrics (served_* are
+        # the package's own, in OUT/evaluation).
+        write_model_card(
+            model_dir,
+            job.config,
+            job.trainer,
+            metrics=metrics,
+            validation=job.validation,
+            precision=job.precision.name,
+        )
         package_model(model_dir, out / MLFLOW_MODEL_DIR, overwrite=True, validation=job.validation)
         served = evaluate_package(job, history)
         metrics = {**metrics, **served, RUN_ID_KEY: job.tracker.run_id}
