@@ -19,7 +19,7 @@ def test_digits_sample_validates_with_10_labels_and_1797_images(tmp_path):
     assert _run("data", "sample", "digits", "--out", str(out)).exit_code == 0
     result = _run("data", "validate", str(out), "--json")
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["n_images"] == 1797 and len(report["labels"]) == 10
     assert report["labels"] == [str(d) for d in range(10)]
     assert report["task"] == "image-classification"
@@ -33,7 +33,7 @@ def test_multilabel_sample_validates_as_multilabel(tmp_path):
         _run("data", "sample", "digits-multilabel", "--out", str(out), "--count", "50").exit_code
         == 0
     )
-    report = json.loads(_run("data", "validate", str(out), "--json").output)
+    report = json.loads(_run("data", "validate", str(out), "--json").stdout)
     assert report["task"] == "image-classification-multilabel" and report["n_images"] == 50
 
 
