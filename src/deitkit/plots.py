@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +50,29 @@ def plot_multilabel_confusion(
     matrices: np.ndarray, labels: Sequence[str], path: Path, *, title: str
 ) -> Path:
     """One 2x2 matrix `[[tn, fp], [fn, tp]]` per label, in a grid (the first 64 labels)."""
+    fig = multilabel_confusion_figure(matrices, labels, cell=2.3, fontsize=9)
+    fig.set_dpi(_DPI)
+    shown = min(len(labels), _MAX_GRID)
+    more = f" (first {shown} of {len(labels)} labels)" if shown < len(labels) else ""
+    fig.suptitle(f"{title}{more}\nrows: true, columns: predicted")
+    fig.savefig(path)
+    return path
+
+
+def multilabel_confusion_figure(
+    matrices: np.ndarray,
+    labels: Sequence[str],
+    *,
+    cell: float,
+    fontsize: int,
+    name: Callable[[str], str] = str,
+) -> Figure:
+    """The grid of per-label 2x2 matrices (the first 64 labels), `cell` inches a matrix, label
+    titles through `name`; the caller adds the title."""
     shown = min(len(labels), _MAX_GRID)
     cols = math.ceil(math.sqrt(shown))
     rows = math.ceil(shown / cols)
-    fig = Figure(figsize=(2.3 * cols, 2.3 * rows + 0.6), dpi=_DPI, layout="constrained")
+    fig = Figure(figsize=(cell * cols, cell * rows + 0.6), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     for index, ax in enumerate(axes.flat):
         if index >= shown:
@@ -65,14 +84,11 @@ def plot_multilabel_confusion(
         ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
         for (row, col), count in np.ndenumerate(counts):
             colour = "white" if share[row, col] > 0.5 else "black"
-            ax.text(col, row, str(count), ha="center", va="center", color=colour, fontsize=9)
-        ax.set_xticks([0, 1], ["no", "yes"], fontsize=8)
-        ax.set_yticks([0, 1], ["no", "yes"], fontsize=8)
-        ax.set_title(labels[index], fontsize=9)
-    more = f" (first {shown} of {len(labels)} labels)" if shown < len(labels) else ""
-    fig.suptitle(f"{title}{more}\nrows: true, columns: predicted")
-    fig.savefig(path)
-    return path
+            ax.text(col, row, str(count), ha="center", va="center", color=colour, fontsize=fontsize)
+        ax.set_xticks([0, 1], ["no", "yes"], fontsize=fontsize - 1)
+        ax.set_yticks([0, 1], ["no", "yes"], fontsize=fontsize - 1)
+        ax.set_title(name(labels[index]), fontsize=fontsize)
+    return fig
 
 
 def plot_per_class(rows: Sequence[dict], path: Path, *, title: str) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from io import BytesIO
 
@@ -12,6 +11,7 @@ from PIL import Image
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
 
 from deitkit.calibration import Reliability
+from deitkit.plots import multilabel_confusion_figure
 from deitkit.report.curves import CurveChoice
 from deitkit.report.history import Series
 
@@ -85,25 +85,7 @@ def confusion_matrix(matrix: np.ndarray, labels: Sequence[str]) -> bytes:
 
 def multilabel_confusion(matrices: np.ndarray, labels: Sequence[str]) -> bytes:
     """One 2x2 matrix `[[tn, fp], [fn, tp]]` per label, in a grid (the first `MAX_GRID`)."""
-    shown = min(len(labels), MAX_GRID)
-    cols = math.ceil(math.sqrt(shown))
-    rows = math.ceil(shown / cols)
-    fig = Figure(figsize=(1.9 * cols, 1.9 * rows + 0.6), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for index, ax in enumerate(axes.flat):
-        if index >= shown:
-            ax.set_axis_off()
-            continue
-        counts = matrices[index]
-        totals = counts.sum(axis=1, keepdims=True)
-        share = np.divide(counts, totals, out=np.zeros((2, 2)), where=totals > 0)
-        ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
-        for (row, col), count in np.ndenumerate(counts):
-            colour = "white" if share[row, col] > 0.5 else "black"
-            ax.text(col, row, str(count), ha="center", va="center", color=colour, fontsize=8)
-        ax.set_xticks([0, 1], ["no", "yes"], fontsize=7)
-        ax.set_yticks([0, 1], ["no", "yes"], fontsize=7)
-        ax.set_title(text(labels[index]), fontsize=8)
+    fig = multilabel_confusion_figure(matrices, labels, cell=1.9, fontsize=8, name=text)
     fig.suptitle("rows: true, columns: predicted; colour: share of the row", fontsize=9)
     return png(fig)
 
