@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deitkit.evaluation import ARTIFACTS_DIR, ARTIFACTS_METADATA_FILE, METRICS_FILE, Evaluation
-from deitkit.job_run import configured_uri, job_run_id, log_to_run
+from deitkit.job_run import configured_uri, create_run, job_run_id, log_to_run, tracking_uri
 
 EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "deitkit-evaluate")
-STORE_FILE = "mlflow.db"
-STORE_ARTIFACTS_DIR = "mlartifacts"
 
 
 @dataclass(frozen=True)
@@ -46,17 +44,9 @@ def log_evaluation(evaluation: Evaluation, *, run_name: str | None = None) -> Lo
         uri = configured_uri()
         log_to_run(MlflowClient(tracking_uri=uri), job_run, metrics, files)
         return LoggedRun(uri, job_run, True)
-    out = evaluation.output.resolve()
-    uri = configured_uri() or f"sqlite:///{out}/{STORE_FILE}"
+    uri = tracking_uri(evaluation.output)
     client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        # A local store keeps its artifacts beside it, inside OUT.
-        location = None if configured_uri() else (out / STORE_ARTIFACTS_DIR).as_uri()
-        experiment_id = client.create_experiment(EXPERIMENT, artifact_location=location)
-    else:
-        experiment_id = experiment.experiment_id
-    run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
+    run_id = create_run(client, EXPERIMENT, evaluation.output, run_name)
     try:
         client.log_param(run_id, "task", evaluation.task.value)
         log_to_run(client, run_id, metrics, files)

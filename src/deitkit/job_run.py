@@ -16,6 +16,10 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+# The local store a command keeps inside its output folder when no tracking URI is set:
+# a SQLite file (with its journal files) and the artifact folder beside it.
+STORE_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
 JOB_RUN_ENV = "MLFLOW_RUN_ID"
 
 
@@ -73,3 +77,22 @@ def log_to_run(client, run_id: str, metrics: Mapping[str, object], artifacts: li
         elif path.is_file():
             client.log_artifact(run_id, str(path))
     log.info("logged %d metrics and %d artifacts to run %s", len(values), len(artifacts), run_id)
+
+
+def tracking_uri(output_dir: Path) -> str:
+    """The store runs are logged to: the environment's, else a SQLite file inside the output."""
+    return configured_uri() or f"sqlite:///{output_dir.resolve()}/{STORE_FILE}"
+
+
+def create_run(client, experiment: str, output_dir: Path, run_name: str | None = None) -> str:
+    """A new run of `experiment` (created when missing; in a local store its artifacts go to
+    `output_dir/mlartifacts`); its id."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        location = None
+        if configured_uri() is None:
+            location = (output_dir / ARTIFACTS_DIR).resolve().as_uri()
+        experiment_id = client.create_experiment(experiment, artifact_location=location)
+    else:
+        experiment_id = found.experiment_id
+    return client.create_run(experiment_id, run_name=run_name).info.run_id

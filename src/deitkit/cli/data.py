@@ -121,14 +121,18 @@ def sample() -> None:
     """Write the embedded sample datasets (scikit-learn's handwritten digits)."""
 
 
-@sample.command("digits")
-@click.option(
+# Where a sample command writes (both sample commands take it alike).
+_sample_out = click.option(
     "--out",
     "out_dir",
     required=True,
     type=click.Path(path_type=Path),
     help="Folder to write the sample into.",
 )
+
+
+@sample.command("digits")
+@_sample_out
 @click.option(
     "--size",
     type=click.IntRange(8, 512),
@@ -144,13 +148,7 @@ def sample_digits(out_dir: Path, size: int) -> None:
 
 
 @sample.command("digits-multilabel")
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Folder to write the sample into.",
-)
+@_sample_out
 @click.option(
     "--size",
     type=click.IntRange(16, 512),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 
 import click
@@ -138,7 +139,7 @@ def evaluate(
         click.echo(f"{'temperature':<{width}}  {result.temperature:.4g} (fitted on --data)")
     if decisions and decisions.tuning:
         tuning = decisions.tuning
-        before, after = _mean(tuning.f1_before), _mean(tuning.f1_after)
+        before, after = statistics.fmean(tuning.f1_before), statistics.fmean(tuning.f1_after)
         click.echo(
             f"{'thresholds':<{width}}  tuned per label: macro F1 {before:.4f} -> {after:.4f}"
         )
@@ -151,10 +152,6 @@ def evaluate(
     logged = log_evaluation(result, run_name=f"evaluate {model_path.name}")
     where = "the job's run" if logged.job_run else f"run {logged.run_id} in {logged.uri}"
     click.echo(f"{'mlflow':<{width}}  logged to {where}")
-
-
-def _mean(values) -> float:
-    return sum(values) / len(values) if values else math.nan
 
 
 def _format(value: float) -> str:

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from deitkit.errors import ConfigError
-from deitkit.job_run import job_run_id
+from deitkit.job_run import ARTIFACTS_DIR, STORE_FILE, job_run_id
 from deitkit.training.checkpoints import CHECKPOINTS_DIR, LABELS_FILE
-from deitkit.training.tracking import ARTIFACTS_DIR, STORE_FILE
 from deitkit.workdir import is_staging
 
 log = logging.getLogger(__name__)

@@ -15,19 +15,15 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from deitkit.job_run import configured_uri, job_run_id
+from deitkit.job_run import (
+    create_run,
+    job_run_id,
+    tracking_uri,
+)
 
 log = logging.getLogger(__name__)
 
 EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "deitkit-finetune")
-# The local store inside OUT: SQLite file (with its journal files) and artifact folder.
-STORE_FILE = "mlflow.db"
-ARTIFACTS_DIR = "mlartifacts"
-
-
-def tracking_uri(output_dir: Path) -> str:
-    """The store runs are logged to: the environment's, else a SQLite file inside OUT."""
-    return configured_uri() or f"sqlite:///{output_dir.resolve()}/{STORE_FILE}"
 
 
 class MlflowTracker(TrainerCallback):
@@ -54,21 +50,11 @@ class MlflowTracker(TrainerCallback):
             self.run_id, self._client, self._owns_run = job_run, client, False
             client.get_run(job_run)  # fail here, naming the run, if the store lacks it
         else:
-            self.run_id, self._client = self._create_run(client), client
+            self.run_id = create_run(client, EXPERIMENT, self.output_dir, self.run_name)
+            self._client = client
         params = [mlflow.entities.Param(k, str(v)[:6000]) for k, v in self.params.items()]
         client.log_batch(self.run_id, params=params)
         log.info("MLflow run %s in %s", self.run_id, uri)
-
-    def _create_run(self, client) -> str:
-        experiment = client.get_experiment_by_name(EXPERIMENT)
-        if experiment is None:
-            location = None
-            if configured_uri() is None:
-                location = (self.output_dir / ARTIFACTS_DIR).resolve().as_uri()
-            experiment_id = client.create_experiment(EXPERIMENT, artifact_location=location)
-        else:
-            experiment_id = experiment.experiment_id
-        return client.create_run(experiment_id, run_name=self.run_name).info.run_id
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero and self._client is None:
